@@ -1,0 +1,176 @@
+// The client library: what the CLI, the benchmark and the simulation use. It keeps one
+// authenticated link per node URL, opened on first use, and either fails over between the URLs in
+// order or spreads requests over all of them.
+//
+// Failover is only automatic where it is safe: a request that could not be sent goes to the next
+// node; a write whose link dropped after sending fails as UNREACHABLE (it may or may not have been
+// applied), and a read is simply retried.
+
+import { systemClock } from '../core/clock.js';
+import { DEFAULT_MAX_SIBLINGS, DEFAULT_MAX_VALUE_BYTES, maxFrameBytes, type QuorumSpec } from '../core/config.js';
+import { ErrorCodes, NexusError } from '../core/errors.js';
+import { dial } from '../transport/handshake.js';
+import { Link } from '../transport/link.js';
+import type { Replies, RequestOf, RequestType } from '../transport/protocol.js';
+
+export interface ClientOptions {
+  /** ws:// URLs of nodes, tried in order (failover) or used in turn (spread). */
+  nodes: string[];
+  secret?: string;
+  /** Default deadline of a request in ms (5000). */
+  timeoutMs?: number;
+  /** 'failover' (default): use the first reachable node. 'spread': round-robin over all nodes. */
+  strategy?: 'failover' | 'spread';
+  /** Bound on requests in flight per node link (default 10000). */
+  maxInFlight?: number;
+}
+
+export interface GetResult {
+  found: boolean;
+  values: Uint8Array[];
+  context: string;
+  siblings: number;
+}
+
+export interface WriteOptions {
+  w?: QuorumSpec;
+  context?: string;
+  strict?: boolean;
+  timeoutMs?: number;
+}
+
+export interface ReadOptions {
+  r?: QuorumSpec;
+  strict?: boolean;
+  timeoutMs?: number;
+}
+
+export class NexusClient {
+  private readonly links = new Map<string, Promise<Link>>();
+  private readonly timeoutMs: number;
+  private turn = 0;
+  private closed = false;
+
+  constructor(private readonly opts: ClientOptions) {
+    if (opts.nodes.length === 0) throw new NexusError(ErrorCodes.INVALID_ARGUMENT, 'at least one node URL is needed');
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+  }
+
+  async put(key: string, value: Uint8Array | string, o: WriteOptions = {}): Promise<{ context: string }> {
+    const bytes = typeof value === 'string' ? new TextEncoder().encode(value) : value;
+    const res = await this.call('put', { t: 'put', key, value: bytes, ...writeFields(o, this.timeoutMs) }, false, o.timeoutMs);
+    return { context: res.ctx };
+  }
+
+  async get(key: string, o: ReadOptions = {}): Promise<GetResult> {
+    const msg: RequestOf<'get'> = { t: 'get', key, timeoutMs: o.timeoutMs ?? this.timeoutMs };
+    if (o.r !== undefined) msg.r = o.r;
+    if (o.strict) msg.strict = true;
+    const res = await this.call('get', msg, true, o.timeoutMs);
+    return { found: res.found, values: res.values, context: res.ctx, siblings: res.siblings };
+  }
+
+  /**
+   * Deletes with a context: exactly the siblings that context saw. Without one, reads first and
+   * deletes exactly the siblings that read returned (never a concurrent write it did not see).
+   */
+  async del(key: string, o: WriteOptions & { r?: QuorumSpec } = {}): Promise<void> {
+    let context = o.context;
+    if (context === undefined) {
+      const read = await this.get(key, { ...(o.r !== undefined ? { r: o.r } : {}), ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
+      context = read.context;
+    }
+    await this.call('put', { t: 'put', key, value: null, ...writeFields({ ...o, context }, this.timeoutMs) }, false, o.timeoutMs);
+  }
+
+  async status(): Promise<Replies['status']> {
+    return this.call('status', { t: 'status' }, true);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const p of this.links.values()) p.then((l) => l.close('client closed'), () => {});
+    this.links.clear();
+  }
+
+  private order(): string[] {
+    const nodes = this.opts.nodes;
+    if (this.opts.strategy !== 'spread' || nodes.length === 1) return nodes;
+    const start = this.turn++ % nodes.length;
+    return [...nodes.slice(start), ...nodes.slice(0, start)];
+  }
+
+  private async call<T extends RequestType>(t: T, msg: RequestOf<T>, idempotent: boolean, timeoutMs?: number): Promise<Replies[T]> {
+    if (this.closed) throw new NexusError(ErrorCodes.STOPPING, 'client is closed');
+    const budget = timeoutMs ?? this.timeoutMs;
+    const reasons: string[] = [];
+    for (const url of this.order()) {
+      let link: Link;
+      try {
+        link = await this.link(url);
+        if (!link.isOpen) {
+          // A link that closed since last use: dial once more before moving on.
+          this.links.delete(url);
+          link = await this.link(url);
+        }
+      } catch (e) {
+        const err = NexusError.from(e);
+        if (err.code === ErrorCodes.AUTH_FAILED || err.code === ErrorCodes.INCOMPATIBLE) throw err;
+        reasons.push(err.message);
+        continue;
+      }
+      try {
+        return await link.request<T>(msg, budget);
+      } catch (e) {
+        const err = NexusError.from(e);
+        if (err.code !== ErrorCodes.UNREACHABLE || !idempotent) throw err;
+        reasons.push(err.message);
+      }
+    }
+    throw new NexusError(ErrorCodes.UNREACHABLE, `no node could be reached: ${reasons.join('; ')}`);
+  }
+
+  private link(url: string): Promise<Link> {
+    const existing = this.links.get(url);
+    if (existing) return existing;
+    const p = dial({
+      url,
+      role: 'client',
+      secret: this.opts.secret ?? '',
+      maxPayload: maxFrameBytes({ maxValueBytes: DEFAULT_MAX_VALUE_BYTES * 64, maxSiblings: DEFAULT_MAX_SIBLINGS }),
+    }).then(({ ws }) => {
+      const link = new Link(
+        { send: (b) => ws.send(b, { binary: true }), bufferedAmount: () => ws.bufferedAmount, close: (c, r) => ws.close(c, r) },
+        {
+          label: `node at ${url}`,
+          clock: systemClock,
+          maxInFlight: this.opts.maxInFlight ?? 10_000,
+          maxBufferedBytes: 256 << 20,
+          onRequest: async () => {
+            throw new NexusError(ErrorCodes.BAD_FRAME, 'clients serve no requests');
+          },
+        },
+      );
+      ws.on('message', (data: Buffer) => link.receive(data));
+      ws.on('error', () => {});
+      ws.on('close', () => {
+        link.closed('connection closed');
+        if (this.links.get(url) === p) this.links.delete(url);
+      });
+      return link;
+    });
+    this.links.set(url, p);
+    p.catch(() => {
+      if (this.links.get(url) === p) this.links.delete(url);
+    });
+    return p;
+  }
+}
+
+function writeFields(o: WriteOptions, defaultTimeout: number): Partial<RequestOf<'put'>> {
+  const out: Partial<RequestOf<'put'>> = { timeoutMs: o.timeoutMs ?? defaultTimeout };
+  if (o.w !== undefined) out.w = o.w;
+  if (o.context !== undefined) out.ctx = o.context;
+  if (o.strict) out.strict = true;
+  return out;
+}

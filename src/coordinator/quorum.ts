@@ -1,0 +1,115 @@
+// Pure quorum counting for writes and reads (riak_kv's put_core/get_core): results go in, the core
+// says when it has enough, what to answer and which replicas read repair must fix. No I/O, no
+// timers, so it is unit-tested without a network.
+
+import type { WireError } from '../core/errors.js';
+import { emptyObject, merge, sameState, type VersionedObject } from '../core/version.js';
+
+export type Failure = { node: string; error: WireError };
+
+function describeFailures(failures: Failure[], missing: string[]): string {
+  const parts = failures.map((f) => `${f.node}: ${f.error.message}`);
+  for (const m of missing) parts.push(`${m}: no answer before the deadline`);
+  return parts.join('; ');
+}
+
+export class PutQuorum {
+  private readonly acked = new Set<string>();
+  private readonly failed: Failure[] = [];
+
+  constructor(
+    readonly w: number,
+    readonly replicas: readonly string[],
+  ) {}
+
+  ack(node: string): void {
+    this.acked.add(node);
+  }
+
+  fail(node: string, error: WireError): void {
+    this.failed.push({ node, error });
+  }
+
+  get acks(): number {
+    return this.acked.size;
+  }
+
+  succeeded(): boolean {
+    return this.acked.size >= this.w;
+  }
+
+  /** True once the answer is known: W acks, or so many failures that W can no longer be reached. */
+  decided(): boolean {
+    return this.succeeded() || this.replicas.length - this.failed.length < this.w;
+  }
+
+  /** The one-line reason a write failed, naming what happened to each replica that did not ack. */
+  failureMessage(): string {
+    const answered = new Set([...this.acked, ...this.failed.map((f) => f.node)]);
+    const missing = this.replicas.filter((r) => !answered.has(r));
+    return (
+      `quorum not met: ${this.acks} of ${this.w} required acks (W=${this.w}, ${this.replicas.length} replicas tried); ` +
+      describeFailures(this.failed, missing)
+    );
+  }
+}
+
+export class GetQuorum {
+  private readonly replies = new Map<string, VersionedObject | undefined>();
+  private readonly failed: Failure[] = [];
+
+  constructor(
+    readonly r: number,
+    readonly replicas: readonly string[],
+  ) {}
+
+  /** A replica's answer: its state, or undefined for "not found" (which counts toward R). */
+  reply(node: string, obj: VersionedObject | undefined): void {
+    this.replies.set(node, obj);
+  }
+
+  fail(node: string, error: WireError): void {
+    this.failed.push({ node, error });
+  }
+
+  get answers(): number {
+    return this.replies.size;
+  }
+
+  succeeded(): boolean {
+    return this.replies.size >= this.r;
+  }
+
+  decided(): boolean {
+    return this.succeeded() || this.replicas.length - this.failed.length < this.r;
+  }
+
+  /** Every replica has answered or failed: nothing more will arrive. */
+  complete(): boolean {
+    return this.replies.size + this.failed.length >= this.replicas.length;
+  }
+
+  /** The merge of the replies so far: what the client gets, and what its context covers. */
+  merged(): VersionedObject {
+    let out = emptyObject();
+    for (const obj of this.replies.values()) if (obj) out = merge(out, obj);
+    return out;
+  }
+
+  /** Replicas whose reply differs from `final` (missing or stale): read repair sends them `final`. */
+  stale(final: VersionedObject): string[] {
+    if (final.siblings.length === 0 && Object.keys(final.vv).length === 0) return [];
+    const out: string[] = [];
+    for (const [node, obj] of this.replies) if (!obj || !sameState(obj, final)) out.push(node);
+    return out;
+  }
+
+  failureMessage(): string {
+    const answered = new Set([...this.replies.keys(), ...this.failed.map((f) => f.node)]);
+    const missing = this.replicas.filter((r) => !answered.has(r));
+    return (
+      `quorum not met: ${this.answers} of ${this.r} required replies (R=${this.r}, ${this.replicas.length} replicas asked); ` +
+      describeFailures(this.failed, missing)
+    );
+  }
+}

@@ -1,0 +1,180 @@
+// The messages nodes and clients exchange: a tagged union, one reply shape per request type, and a
+// validator that turns any untrusted decoded frame into a typed request or a BAD_FRAME error.
+
+import { ErrorCodes, NexusError, type WireError } from '../core/errors.js';
+import type { QuorumSpec } from '../core/config.js';
+
+/** Bumped when a message changes meaning; checked in the handshake. */
+export const PROTOCOL_VERSION = 1;
+
+// ---- Requests ----
+
+/** A client write (value) or delete (value = null). Peers forward it to a primary with fwd = true. */
+export interface PutRequest {
+  t: 'put';
+  key: string;
+  value: Uint8Array | null;
+  ctx?: string;
+  w?: QuorumSpec;
+  strict?: boolean;
+  timeoutMs?: number;
+  /** Set when a node forwarded the request: the receiver must coordinate, never forward again. */
+  fwd?: boolean;
+}
+
+export interface GetRequest {
+  t: 'get';
+  key: string;
+  r?: QuorumSpec;
+  strict?: boolean;
+  timeoutMs?: number;
+}
+
+export interface StatusRequest {
+  t: 'status';
+}
+
+/** Replica write: merge this object into the local state and ack once durable. */
+export interface ReplicaPutRequest {
+  t: 'rput';
+  key: string;
+  partition: number;
+  /** encodeObject() bytes. */
+  obj: Uint8Array;
+}
+
+/** Replica read: the local state of a key. */
+export interface ReplicaGetRequest {
+  t: 'rget';
+  key: string;
+}
+
+/** A node's own figures, for the status of the node that asks. */
+export interface InfoRequest {
+  t: 'info';
+}
+
+export type ClientRequest = PutRequest | GetRequest | StatusRequest;
+export type PeerOnlyRequest = ReplicaPutRequest | ReplicaGetRequest | InfoRequest;
+export type Request = ClientRequest | PeerOnlyRequest;
+export type RequestType = Request['t'];
+
+// ---- Replies (the `ok: true` bodies; failures travel as WireError) ----
+
+export interface NodeStatus {
+  id: string;
+  url: string;
+  state: 'up' | 'down';
+  pid?: number;
+  partitions: number;
+  keys: number | null;
+  hintsPending: number;
+  [extra: string]: unknown;
+}
+
+export interface Replies {
+  put: { ctx: string };
+  get: { found: boolean; values: Uint8Array[]; ctx: string; siblings: number };
+  status: { node: string; nodes: NodeStatus[]; n: number; partitions: number; ringEpoch: number; [extra: string]: unknown };
+  rput: Record<string, never>;
+  rget: { obj: Uint8Array | null };
+  info: { keys: number; pid: number; readRepairs: number; [extra: string]: unknown };
+}
+
+export type ReplyOf<T extends RequestType> = Replies[T];
+export type RequestOf<T extends RequestType> = Extract<Request, { t: T }>;
+
+// ---- Frames ----
+
+/** [kind, id, body]: requests carry the sender's remaining time budget in ms. */
+export type Frame =
+  | { kind: 'req'; id: number; msg: Request; timeoutMs: number }
+  | { kind: 'res'; id: number; ok: true; body: unknown }
+  | { kind: 'res'; id: number; ok: false; error: WireError };
+
+// ---- Handshake (before any frame) ----
+
+export interface Hello {
+  t: 'hello';
+  v: number;
+  node: string;
+  fp: string;
+  nonce: Uint8Array;
+}
+
+export interface Auth {
+  t: 'auth';
+  v: number;
+  role: 'peer' | 'client';
+  node?: string;
+  fp?: string;
+  proof: Uint8Array;
+  nonce: Uint8Array;
+}
+
+export interface Welcome {
+  t: 'welcome';
+  proof: Uint8Array;
+}
+
+export interface Refused {
+  t: 'refused';
+  error: WireError;
+}
+
+// ---- Validation of untrusted input ----
+
+function bad(what: string): never {
+  throw new NexusError(ErrorCodes.BAD_FRAME, `malformed message: ${what}`);
+}
+
+function isQuorumSpec(x: unknown): x is QuorumSpec {
+  return x === 'one' || x === 'quorum' || x === 'all' || (typeof x === 'number' && Number.isFinite(x)) || (typeof x === 'string' && /^\d+$/.test(x));
+}
+
+function optional(o: Record<string, unknown>, field: string, check: (x: unknown) => boolean): void {
+  if (o[field] !== undefined && o[field] !== null && !check(o[field])) bad(`field "${field}" has the wrong type`);
+}
+
+const isString = (x: unknown): boolean => typeof x === 'string';
+const isBytes = (x: unknown): boolean => x instanceof Uint8Array;
+const isBool = (x: unknown): boolean => typeof x === 'boolean';
+const isPositive = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x > 0;
+
+/** Checks a decoded message against the union; unknown types are refused by name. */
+export function validateRequest(raw: unknown): Request {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('request is not an object');
+  const o = raw as Record<string, unknown>;
+  const t = o.t;
+  switch (t) {
+    case 'put':
+      if (typeof o.key !== 'string') bad('put needs a string key');
+      if (!(o.value === null || o.value instanceof Uint8Array)) bad('put needs a bytes value or null');
+      optional(o, 'ctx', isString);
+      optional(o, 'w', isQuorumSpec);
+      optional(o, 'strict', isBool);
+      optional(o, 'timeoutMs', isPositive);
+      optional(o, 'fwd', isBool);
+      return o as unknown as PutRequest;
+    case 'get':
+      if (typeof o.key !== 'string') bad('get needs a string key');
+      optional(o, 'r', isQuorumSpec);
+      optional(o, 'strict', isBool);
+      optional(o, 'timeoutMs', isPositive);
+      return o as unknown as GetRequest;
+    case 'status':
+    case 'info':
+      return o as unknown as Request;
+    case 'rput':
+      if (typeof o.key !== 'string' || !Number.isInteger(o.partition) || !isBytes(o.obj)) bad('rput needs key, partition and obj');
+      return o as unknown as ReplicaPutRequest;
+    case 'rget':
+      if (typeof o.key !== 'string') bad('rget needs a string key');
+      return o as unknown as ReplicaGetRequest;
+    default:
+      throw new NexusError(ErrorCodes.BAD_FRAME, `unknown message type "${String(t).slice(0, 40)}"`);
+  }
+}
+
+/** Request types a client may send; the rest are for authenticated peers only. */
+export const CLIENT_REQUESTS: ReadonlySet<string> = new Set<RequestType>(['put', 'get', 'status']);
