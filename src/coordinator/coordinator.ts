@@ -83,8 +83,10 @@ export class Coordinator {
         if (quorum.succeeded()) resolve({ ctx: answerCtx });
         else reject(new NexusError(ErrorCodes.QUORUM_NOT_MET, quorum.failureMessage()));
       };
+      // Once W is out of reach we still wait for the outstanding replicas (bounded by the
+      // deadline), so the error says exactly how many acked: those writes did land.
       const check = (): void => {
-        if (quorum.decided()) finish();
+        if (quorum.succeeded() || quorum.complete()) finish();
       };
       const timer = this.d.clock.setTimeout(finish, Math.max(0, deadline - this.d.clock.now()));
       write.durable.then(
@@ -129,7 +131,7 @@ export class Coordinator {
         this.readRepair(req.key, partition, quorum);
       };
       const check = (): void => {
-        if (quorum.decided()) answer();
+        if (quorum.succeeded() || quorum.complete()) answer();
         if (quorum.complete()) repair();
       };
       // At the deadline: answer with what arrived (or fail), then repair from whatever did.

@@ -43,6 +43,11 @@ export class PutQuorum {
     return this.succeeded() || this.replicas.length - this.failed.length < this.w;
   }
 
+  /** Every replica has acked or failed: nothing more will arrive. */
+  complete(): boolean {
+    return this.acked.size + this.failed.length >= this.replicas.length;
+  }
+
   /** The one-line reason a write failed, naming what happened to each replica that did not ack. */
   failureMessage(): string {
     const answered = new Set([...this.acked, ...this.failed.map((f) => f.node)]);

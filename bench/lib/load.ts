@@ -1,0 +1,149 @@
+// A closed-loop load generator: C workers each keep exactly one request outstanding, issuing the
+// next as soon as the previous one completes. It runs a warm-up (not recorded), then a measured
+// window; latencies of requests completing inside the window go into an HdrHistogram in
+// microseconds. Throughput is completions in the window divided by its measured length.
+
+import { build } from 'hdr-histogram-js';
+import { cpuSecondsOf, ownCpuSeconds } from './machine.js';
+
+export interface LoadOptions {
+  /** Requests kept outstanding. */
+  concurrency: number;
+  /** Measured window. */
+  durationMs: number;
+  /** Unrecorded run-in before the window (connections, JIT, SQLite caches). */
+  warmupMs: number;
+  /** Server processes whose CPU time is reported for the window. */
+  serverPids?: number[];
+  /** Stop the phase early once errors reach this many (default 1000) — the system is broken. */
+  maxErrors?: number;
+  /** How long to wait for stragglers after the window before giving up on them (default 15 s). */
+  drainMs?: number;
+}
+
+export interface LoadResult {
+  concurrency: number;
+  ops: number;
+  errors: number;
+  firstError?: string;
+  seconds: number;
+  throughput: number;
+  latencyUs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
+  /** CPU used in the window, in cores (1.0 = one core busy the whole window). */
+  cpu: { client: number; servers: number | null };
+}
+
+/** `op(i)` performs one request; i counts requests issued in this phase. It should reject on failure. */
+export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: LoadOptions): Promise<LoadResult> {
+  // 1 µs .. 60 s at 3 significant digits.
+  const hist = build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3, autoResize: true });
+  const maxErrors = o.maxErrors ?? 1000;
+  let phase: 'warmup' | 'measure' | 'stop' = 'warmup';
+  let issued = 0;
+  let ops = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  let tStart = 0;
+  let tEnd = 0;
+  let cpuStart = { client: 0, servers: null as number | null };
+  let cpuEnd = { client: 0, servers: null as number | null };
+
+  const serverCpu = (): number | null => {
+    if (!o.serverPids || o.serverPids.length === 0) return null;
+    let sum = 0;
+    for (const pid of o.serverPids) {
+      const s = cpuSecondsOf(pid);
+      if (s === undefined) return null;
+      sum += s;
+    }
+    return sum;
+  };
+
+  let stopEarly: (() => void) | undefined;
+  const worker = async (): Promise<void> => {
+    while (phase !== 'stop') {
+      const t0 = performance.now();
+      try {
+        await op(issued++);
+      } catch (e) {
+        errors++;
+        firstError ??= e instanceof Error ? e.message : String(e);
+        if (errors >= maxErrors) stopEarly?.();
+        // A failing op may reject without touching the event loop; yield so timers still run.
+        await new Promise<void>((r) => setImmediate(r));
+        continue;
+      }
+      const t1 = performance.now();
+      if (phase === 'measure') {
+        ops++;
+        hist.recordValue(Math.max(1, Math.round((t1 - t0) * 1000)));
+      }
+    }
+  };
+
+  const windowDone = new Promise<void>((resolve) => {
+    const end = (): void => {
+      if (phase === 'stop') return;
+      if (phase === 'warmup') tStart = performance.now(); // stopped during warm-up: empty window
+      phase = 'stop';
+      tEnd = performance.now();
+      cpuEnd = { client: ownCpuSeconds(), servers: serverCpu() };
+      clearTimeout(t1);
+      clearTimeout(t2);
+      resolve();
+    };
+    stopEarly = end;
+    const t1 = setTimeout(() => {
+      if (phase !== 'warmup') return;
+      // Errors during warm-up do not count against the window.
+      errors = 0;
+      firstError = undefined;
+      phase = 'measure';
+      tStart = performance.now();
+      cpuStart = { client: ownCpuSeconds(), servers: serverCpu() };
+    }, o.warmupMs);
+    const t2 = setTimeout(end, o.warmupMs + o.durationMs);
+  });
+
+  const workers = Array.from({ length: o.concurrency }, () => worker());
+  await windowDone;
+  // Let outstanding requests finish (not recorded) so the next phase starts from a quiet system.
+  let drainTimer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(workers),
+    new Promise<void>((r) => {
+      drainTimer = setTimeout(r, o.drainMs ?? 15_000);
+    }),
+  ]);
+  clearTimeout(drainTimer);
+
+  const seconds = Math.max(1e-9, (tEnd - tStart) / 1000);
+  const pct = (p: number): number => (hist.totalCount === 0 ? 0 : hist.getValueAtPercentile(p));
+  const result: LoadResult = {
+    concurrency: o.concurrency,
+    ops,
+    errors,
+    seconds: round(seconds, 3),
+    throughput: Math.round(ops / seconds),
+    latencyUs: {
+      p50: pct(50),
+      p90: pct(90),
+      p99: pct(99),
+      p999: pct(99.9),
+      max: hist.totalCount === 0 ? 0 : hist.maxValue,
+      mean: round(hist.totalCount === 0 ? 0 : hist.mean, 1),
+    },
+    cpu: {
+      client: round((cpuEnd.client - cpuStart.client) / seconds, 2),
+      servers: cpuEnd.servers === null || cpuStart.servers === null ? null : round((cpuEnd.servers - cpuStart.servers) / seconds, 2),
+    },
+  };
+  if (firstError !== undefined) result.firstError = firstError;
+  hist.destroy();
+  return result;
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}

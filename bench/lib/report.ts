@@ -1,0 +1,109 @@
+// The core benchmark's result document, its bars and its markdown table.
+
+import type { LoadResult } from './load.js';
+import type { MachineInfo } from './machine.js';
+
+export interface PhasePair {
+  /** Latency at 1 outstanding request. */
+  c1: LoadResult;
+  /** Throughput and latency at `concurrency` outstanding requests. */
+  cN: LoadResult;
+}
+
+export interface Bar {
+  name: string;
+  ratio: number;
+  op: '>=' | '<=';
+  target: number;
+  pass: boolean;
+}
+
+export interface CoreResults {
+  benchmark: 'core';
+  command: string;
+  startedAt: string;
+  machine: MachineInfo;
+  settings: {
+    durationSec: number;
+    warmupSec: number;
+    concurrency: number;
+    valueBytes: number;
+    messageBytes: number;
+    keySpace: number;
+    nodes: number;
+    n: number;
+    partitions: number;
+    r: number;
+    w: number;
+    durability: 'fsync';
+    putKeys: string;
+    clientStrategy: string;
+  };
+  phases: { bare: PhasePair; fsync: PhasePair; put: PhasePair; get: PhasePair };
+  bars: Bar[];
+  /** Figures that explain the results (group commit batching, CPU use). */
+  diagnostics: Record<string, unknown>;
+}
+
+export function computeBars(p: CoreResults['phases']): Bar[] {
+  const bar = (name: string, ratio: number, op: Bar['op'], target: number): Bar => {
+    const r = Number.isFinite(ratio) ? Math.round(ratio * 100) / 100 : ratio;
+    return { name, ratio: r, op, target, pass: Number.isFinite(ratio) && (op === '>=' ? ratio >= target : ratio <= target) };
+  };
+  return [
+    bar('put throughput @64 ÷ bare ceiling throughput @64', p.put.cN.throughput / p.bare.cN.throughput, '>=', 0.5),
+    bar('get throughput @64 ÷ bare ceiling throughput @64', p.get.cN.throughput / p.bare.cN.throughput, '>=', 0.7),
+    bar('get p50 @1 ÷ bare ceiling p50 @1', p.get.c1.latencyUs.p50 / p.bare.c1.latencyUs.p50, '<=', 3),
+    bar('put p50 @1 ÷ fsync ceiling p50 @1', p.put.c1.latencyUs.p50 / p.fsync.c1.latencyUs.p50, '<=', 2),
+  ];
+}
+
+export function formatUs(us: number): string {
+  if (us < 10_000) return `${Math.round(us).toLocaleString('en-US')} µs`;
+  return `${(us / 1000).toFixed(1)} ms`;
+}
+
+function formatOps(x: number): string {
+  return Math.round(x).toLocaleString('en-US');
+}
+
+export function markdownReport(res: CoreResults): string {
+  const s = res.settings;
+  const c = s.concurrency;
+  const rows: Array<[string, PhasePair]> = [
+    ['bare ceiling: ws echo ×3, done at 2 replies', res.phases.bare],
+    ['fsync ceiling: + SQLite WAL synchronous=FULL, group commit', res.phases.fsync],
+    [`Nexus put, W=${s.w}, ${s.putKeys}`, res.phases.put],
+    [`Nexus get, R=${s.r}, ${s.keySpace.toLocaleString('en-US')} preloaded keys`, res.phases.get],
+  ];
+  const out: string[] = [];
+  out.push(`| Phase | ops/s @${c} | p50 @1 | p99 @1 | p50 @${c} | p99 @${c} | CPU @${c} client / servers (cores) |`);
+  out.push('|---|---:|---:|---:|---:|---:|---:|');
+  for (const [name, p] of rows) {
+    const cpu = `${p.cN.cpu.client.toFixed(2)} / ${p.cN.cpu.servers === null ? '?' : p.cN.cpu.servers.toFixed(2)}`;
+    out.push(
+      `| ${name} | ${formatOps(p.cN.throughput)} | ${formatUs(p.c1.latencyUs.p50)} | ${formatUs(p.c1.latencyUs.p99)} | ` +
+        `${formatUs(p.cN.latencyUs.p50)} | ${formatUs(p.cN.latencyUs.p99)} | ${cpu} |`,
+    );
+  }
+  out.push('');
+  out.push('| Bar | Ratio | Target | Result |');
+  out.push('|---|---:|---:|---|');
+  for (const b of res.bars) out.push(`| ${b.name} | ${b.ratio.toFixed(2)} | ${b.op === '>=' ? '≥' : '≤'} ${b.target} | ${b.pass ? 'PASS' : 'FAIL'} |`);
+  out.push('');
+  const errs = Object.entries(res.phases).flatMap(([name, p]) =>
+    [p.c1, p.cN].filter((r) => r.errors > 0).map((r) => `${name} @${r.concurrency}: ${r.errors} errors (first: ${r.firstError})`),
+  );
+  if (errs.length > 0) out.push(`**Errors:** ${errs.join('; ')}`, '');
+  const m = res.machine;
+  out.push(
+    `Machine: ${m.cores} cores, ${m.cpuModel}, ${m.memGiB} GiB, Node ${m.node}, ${m.platform} (load ${m.loadAvg1} at start). ` +
+      `Cluster: ${s.nodes} local node processes, N=${s.n}, ${s.partitions} partitions, durability ${s.durability}; ` +
+      `client: one NexusClient, strategy '${s.clientStrategy}'. ${s.valueBytes}-byte values, ${s.messageBytes}-byte put frames (baselines send the same frame). ` +
+      `Each phase: ${s.warmupSec} s warm-up, then ${s.durationSec} s measured; closed loop at 1 and ${c} outstanding requests; ` +
+      `latency from HdrHistogram (µs). CPU: cores used by the load generator / by all server processes during the measured window.`,
+  );
+  out.push('');
+  out.push(`Command: \`${res.command}\` (${res.startedAt})`);
+  return out.join('\n');
+}
