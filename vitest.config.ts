@@ -1,8 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Unit and contract tests are cheap and run in parallel. Integration tests start real node
-// processes that share this machine's 2 cores, so their files run one at a time (see the
-// "integration" project) and wait on conditions, never on sleeps.
+// Unit and contract tests are cheap and run first, in parallel. Integration tests start real node
+// processes that share this machine's 2 cores, so they run afterwards, one file at a time, and
+// wait on conditions, never on sleeps.
 export default defineConfig({
   test: {
     projects: [
@@ -11,15 +11,18 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'test/contract/**/*.test.ts'],
           testTimeout: 30_000,
+          sequence: { groupOrder: 0 },
         },
       },
       {
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          maxWorkers: 1,
           fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 60_000,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

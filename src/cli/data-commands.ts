@@ -139,7 +139,7 @@ export function registerDataCommands(program: Command): void {
         process.stdout.write(`cluster seen by ${s.node}: N=${s.n}, ${s.partitions} partitions, ring epoch ${s.ringEpoch}\n`);
         for (const n of s.nodes)
           process.stdout.write(
-            `  ${n.id.padEnd(8)} ${n.state.padEnd(5)} ${n.url.padEnd(24)} partitions ${String(n.partitions).padStart(4)}  keys ${String(n.keys ?? '?').padStart(8)}  hints ${n.hintsPending}\n`,
+            `  ${n.id.padEnd(8)} ${n.state.padEnd(5)} ${n.url.padEnd(24)} pid ${String(n.pid ?? '?').padEnd(7)} partitions ${String(n.partitions).padStart(4)}  keys ${String(n.keys ?? '?').padStart(8)}  hints ${n.hintsPending}\n`,
           );
       } finally {
         client.close();

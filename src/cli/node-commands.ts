@@ -134,6 +134,10 @@ export function registerNodeCommands(program: Command): void {
     });
 }
 
+function quoteArg(a: string): string {
+  return /^[\w@:/.,=-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
 async function runCluster(o: { nodes: string; n: string; partitions: string; basePort: string; data: string; secret?: string; durability: string }): Promise<void> {
@@ -169,10 +173,11 @@ async function runCluster(o: { nodes: string; n: string; partitions: string; bas
     children.push(child);
     child.stdout!.on('data', (d: Buffer) => process.stdout.write(d));
     child.once('exit', (code, signal) => {
-      if (!stopping) {
-        process.stderr.write(`error: node ${id} exited (${signal ?? code}); see ${dataRoot}/${id}.log — stopping the cluster\n`);
-        stopAll(1);
-      }
+      if (stopping) return;
+      // One node going away is a failure to observe, not a reason to stop the others.
+      process.stderr.write(`node ${id} exited (${signal ?? code}); the others keep running. Its log: ${dataRoot}/${id}.log\n`);
+      process.stderr.write(`restart it with: npx nexus start ${args.slice(2).map(quoteArg).join(' ')}\n`);
+      if (children.every((c) => c.exitCode !== null || c.signalCode !== null)) stopAll(1);
     });
   }
 
