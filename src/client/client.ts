@@ -138,7 +138,7 @@ export class NexusClient {
       role: 'client',
       secret: this.opts.secret ?? '',
       maxPayload: maxFrameBytes({ maxValueBytes: DEFAULT_MAX_VALUE_BYTES * 64, maxSiblings: DEFAULT_MAX_SIBLINGS }),
-    }).then(({ ws }) => {
+    }).then(({ ws, attach }) => {
       const link = new Link(
         { send: (b) => ws.send(b, { binary: true }), bufferedAmount: () => ws.bufferedAmount, close: (c, r) => ws.close(c, r) },
         {
@@ -151,8 +151,7 @@ export class NexusClient {
           },
         },
       );
-      ws.on('message', (data: Buffer) => link.receive(data));
-      ws.on('error', () => {});
+      attach((data: Buffer) => link.receive(data));
       ws.on('close', () => {
         link.closed('connection closed');
         if (this.links.get(url) === p) this.links.delete(url);

@@ -59,6 +59,11 @@ export interface DialOptions {
 export interface Dialed {
   ws: WebSocket;
   hello: Hello;
+  /**
+   * Hands the socket's messages to `onMessage`, first replaying any that arrived right behind the
+   * welcome (the other end may send as soon as it has welcomed us, in the same socket read).
+   */
+  attach(onMessage: (data: Buffer) => void): void;
 }
 
 /** Opens a WebSocket and completes the handshake; rejects with a NexusError naming the problem. */
@@ -121,7 +126,19 @@ export function dial(opts: DialOptions): Promise<Dialed> {
       settled = true;
       clearTimeout(timer);
       ws.removeAllListeners();
-      resolve({ ws, hello });
+      const early: Buffer[] = [];
+      const buffer = (d: Buffer): void => void early.push(d);
+      ws.on('message', buffer);
+      ws.on('error', () => {});
+      resolve({
+        ws,
+        hello,
+        attach(onMessage) {
+          ws.off('message', buffer);
+          ws.on('message', onMessage);
+          for (const d of early.splice(0)) onMessage(d);
+        },
+      });
     });
   });
 }

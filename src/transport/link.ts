@@ -144,7 +144,13 @@ export class Link {
     result.then(
       (body) => {
         this.serving--;
-        this.sendSafely(encodeReply(id, body ?? {}));
+        let bytes: Buffer;
+        try {
+          bytes = encodeReply(id, body ?? {});
+        } catch (e) {
+          bytes = encodeError(id, { code: ErrorCodes.INTERNAL, message: `reply could not be encoded: ${(e as Error).message}` });
+        }
+        this.sendSafely(bytes);
       },
       (err) => {
         this.serving--;

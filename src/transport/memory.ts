@@ -46,7 +46,11 @@ export class MemoryNetwork {
   /** @internal */
   register(t: MemoryTransport): void {
     this.nodes.set(t.self, t);
-    for (const other of this.nodes.values()) if (other !== t) other.peerChanged(t.self);
+    for (const other of this.nodes.values()) {
+      if (other === t) continue;
+      other.peerChanged(t.self);
+      t.peerChanged(other.self);
+    }
   }
 
   /** @internal */
@@ -86,6 +90,7 @@ export class MemoryTransport implements Transport {
   async start(handler: RequestHandler): Promise<void> {
     this.handler = handler;
     this.links = new Map();
+    this.wasUp.clear();
     for (const p of this.peers) if (p !== this.self) this.links.set(p, this.newLink(p));
     this.net.register(this);
   }

@@ -60,6 +60,7 @@ export class WsTransport implements Transport {
 
   async start(handler: RequestHandler): Promise<void> {
     this.handler = handler;
+    this.stopping = false;
     const server = new WebSocketServer({ host: this.opts.host, port: this.opts.port, maxPayload: this.opts.maxPayload, perMessageDeflate: false });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -162,7 +163,7 @@ export class WsTransport implements Transport {
     });
   }
 
-  private attachPeer(peer: string, ws: WebSocket): void {
+  private attachPeer(peer: string, ws: WebSocket, attach?: (onMessage: (data: Buffer) => void) => void): void {
     const old = this.links.get(peer);
     if (old) old.close('replaced by a newer link');
     const link = new Link(socketOf(ws), {
@@ -174,7 +175,9 @@ export class WsTransport implements Transport {
       onProtocolError: (err) => this.opts.log.warn({ peer }, `closing link: ${err.message}`),
     });
     this.links.set(peer, link);
-    ws.on('message', (data: Buffer) => link.receive(data));
+    const onMessage = (data: Buffer): void => link.receive(data);
+    if (attach) attach(onMessage);
+    else ws.on('message', onMessage);
     ws.on('close', (code: number) => {
       link.closed(`connection closed (${code})`);
       if (this.links.get(peer) === link) {
@@ -199,15 +202,14 @@ export class WsTransport implements Transport {
       fp: this.opts.fingerprint,
       maxPayload: this.opts.maxPayload,
     }).then(
-      ({ ws, hello }) => {
-        if (this.stopping) return void ws.terminate();
-        if (hello.node !== member.id) {
-          this.opts.log.error({ peer: member.id, url: member.url }, `expected node ${member.id} at ${member.url} but found ${hello.node}`);
-          ws.terminate();
+      (dialed) => {
+        if (this.stopping) return void dialed.ws.terminate();
+        if (dialed.hello.node !== member.id) {
+          this.opts.log.error({ peer: member.id, url: member.url }, `expected node ${member.id} at ${member.url} but found ${dialed.hello.node}`);
+          dialed.ws.terminate();
           return this.retry(member, attempt);
         }
-        ws.on('error', () => {});
-        this.attachPeer(member.id, ws);
+        this.attachPeer(member.id, dialed.ws, dialed.attach);
       },
       (err: NexusError) => {
         // Refusals are configuration problems: say so loudly, but keep trying (it may be fixed).

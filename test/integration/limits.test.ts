@@ -58,9 +58,9 @@ describe('limits', () => {
     expect(await closed).toBeGreaterThan(0);
 
     // Unknown types, peer-only messages and garbage after an authenticated handshake.
-    const { ws } = await dial({ url: cluster.node('n1').url, role: 'client', secret: '', maxPayload: 1 << 20 });
+    const { ws, attach } = await dial({ url: cluster.node('n1').url, role: 'client', secret: '', maxPayload: 1 << 20 });
     const replies: unknown[] = [];
-    ws.on('message', (m: Buffer) => replies.push(decode(m)));
+    attach((m: Buffer) => replies.push(decode(m)));
     const wsClosed = new Promise<void>((res) => ws.on('close', () => res()));
     ws.send(encode([0, 1, { t: 'frobnicate' }, 1000]));
     ws.send(encode([0, 2, { t: 'rput', key: 'precious', partition: 0, obj: Buffer.from('junk') }, 1000]));
