@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import { NexusClient } from '../client/client.js';
-import type { QuorumSpec } from '../core/config.js';
+import { isNodeUrl, type QuorumSpec } from '../core/config.js';
 import { ErrorCodes, NexusError } from '../core/errors.js';
 import { printJson, reportError, valueForJson, valueForPeople, type OutputMode } from './output.js';
 
@@ -27,7 +27,7 @@ export function clientFrom(o: Common): NexusClient {
     .map((s) => s.trim())
     .filter(Boolean);
   for (const u of nodes)
-    if (!/^wss?:\/\/[^/\s]+/.test(u)) throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `--node "${u}" is not a ws:// or wss:// URL`);
+    if (!isNodeUrl(u)) throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `--node "${u}" is not a ws:// or wss:// URL`);
   return new NexusClient({ nodes, secret: o.secret ?? process.env.NEXUS_SECRET ?? '', timeoutMs: timeoutOf(o) });
 }
 

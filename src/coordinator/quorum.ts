@@ -13,9 +13,10 @@ function describeFailures(failures: Failure[], missing: string[]): string {
   return parts.join('; ');
 }
 
+// Results are kept per node: a node that reports twice (or acks, then fails) counts once, first wins.
 export class PutQuorum {
   private readonly acked = new Set<string>();
-  private readonly failed: Failure[] = [];
+  private readonly failures = new Map<string, Failure>();
 
   constructor(
     readonly w: number,
@@ -23,11 +24,15 @@ export class PutQuorum {
   ) {}
 
   ack(node: string): void {
-    this.acked.add(node);
+    if (!this.failures.has(node)) this.acked.add(node);
   }
 
   fail(node: string, error: WireError): void {
-    this.failed.push({ node, error });
+    if (!this.acked.has(node) && !this.failures.has(node)) this.failures.set(node, { node, error });
+  }
+
+  private get failed(): Failure[] {
+    return [...this.failures.values()];
   }
 
   get acks(): number {
@@ -61,7 +66,7 @@ export class PutQuorum {
 
 export class GetQuorum {
   private readonly replies = new Map<string, VersionedObject | undefined>();
-  private readonly failed: Failure[] = [];
+  private readonly failures = new Map<string, Failure>();
 
   constructor(
     readonly r: number,
@@ -70,11 +75,15 @@ export class GetQuorum {
 
   /** A replica's answer: its state, or undefined for "not found" (which counts toward R). */
   reply(node: string, obj: VersionedObject | undefined): void {
-    this.replies.set(node, obj);
+    if (!this.failures.has(node) && !this.replies.has(node)) this.replies.set(node, obj);
   }
 
   fail(node: string, error: WireError): void {
-    this.failed.push({ node, error });
+    if (!this.replies.has(node) && !this.failures.has(node)) this.failures.set(node, { node, error });
+  }
+
+  private get failed(): Failure[] {
+    return [...this.failures.values()];
   }
 
   get answers(): number {

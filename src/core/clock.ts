@@ -15,7 +15,8 @@ export interface Clock {
 export const systemClock: Clock = {
   now: () => performance.timeOrigin + performance.now(),
   setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
+    // Node fires timers longer than 2^31-1 ms at once; cap them instead.
+    const t = setTimeout(fn, Math.min(Math.max(0, ms), 2 ** 31 - 1));
     return { cancel: () => clearTimeout(t) };
   },
 };

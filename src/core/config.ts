@@ -84,11 +84,12 @@ export function validateClusterSettings(c: ClusterSettings): void {
   if (!Array.isArray(c.members) || c.members.length === 0) invalid('cluster needs at least one member');
   const ids = new Set<string>();
   for (const m of c.members) {
-    if (!m.id || !/^[A-Za-z0-9_.-]{1,64}$/.test(m.id))
+    if (typeof m !== 'object' || m === null) invalid(`every member needs an id and a url, got ${JSON.stringify(m)}`);
+    if (typeof m.id !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(m.id))
       invalid(`member id "${m.id}" must be 1-64 characters of letters, digits, '_', '.', '-'`);
     if (ids.has(m.id)) invalid(`member id "${m.id}" appears twice`);
     ids.add(m.id);
-    if (!/^wss?:\/\/[^/\s]+/.test(m.url)) invalid(`member ${m.id} has URL "${m.url}"; expected ws://host:port or wss://host:port`);
+    if (!isNodeUrl(m.url)) invalid(`member ${m.id} has URL "${m.url}"; expected ws://host:port or wss://host:port`);
   }
   if (!isPowerOfTwo(c.partitions) || c.partitions > 65536)
     invalid(`partitions must be a power of two up to 65536, got ${c.partitions}`);
@@ -111,9 +112,21 @@ export function validateNodeConfig(cfg: NodeConfig): void {
     invalid(`maxSiblings must be between 1 and 10000, got ${cfg.maxSiblings}`);
   resolveQuorum(cfg.defaultR, cfg.cluster.n, 'R');
   resolveQuorum(cfg.defaultW, cfg.cluster.n, 'W');
-  if (!(cfg.requestTimeoutMs > 0)) invalid(`requestTimeoutMs must be positive, got ${cfg.requestTimeoutMs}`);
+  if (!(cfg.requestTimeoutMs > 0 && cfg.requestTimeoutMs <= 600_000))
+    invalid(`requestTimeoutMs must be between 1 and 600000 (10 minutes), got ${cfg.requestTimeoutMs}`);
   if (!(cfg.maxInFlightPerLink > 0)) invalid('maxInFlightPerLink must be positive');
   if (!(cfg.maxBufferedBytesPerLink > 0)) invalid('maxBufferedBytesPerLink must be positive');
+}
+
+/** A URL a WebSocket client can dial: ws or wss, a host, an optional valid port, nothing odd. */
+export function isNodeUrl(url: string): boolean {
+  if (typeof url !== 'string' || /\s/.test(url) || !/^wss?:\/\/[^/]/.test(url)) return false;
+  try {
+    const u = new URL(url);
+    return (u.protocol === 'ws:' || u.protocol === 'wss:') && u.hostname !== '' && (u.pathname === '/' || u.pathname === '');
+  } catch {
+    return false;
+  }
 }
 
 /** Turns "one" | "quorum" | "all" | number into a count, refusing what N cannot satisfy. */

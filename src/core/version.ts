@@ -147,7 +147,12 @@ export function encodeObject(o: VersionedObject): Buffer {
 }
 
 export function decodeObject(bytes: Uint8Array): VersionedObject {
-  const raw = unpack(bytes) as unknown;
+  let raw: unknown;
+  try {
+    raw = unpack(bytes);
+  } catch (e) {
+    throw new NexusError(ErrorCodes.BAD_FRAME, `object encoding is undecodable (${(e as Error).message.slice(0, 80)})`);
+  }
   if (!Array.isArray(raw) || raw.length !== 2 || !Array.isArray(raw[0]) || !Array.isArray(raw[1]))
     throw new NexusError(ErrorCodes.BAD_FRAME, 'object encoding is malformed');
   const vv: VersionVector = {};

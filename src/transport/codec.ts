@@ -3,7 +3,7 @@
 
 import { Packr } from 'msgpackr';
 import { ErrorCodes, NexusError, type WireError } from '../core/errors.js';
-import { validateRequest, type Frame, type Request } from './protocol.js';
+import { describeValue, validateRequest, type Frame, type Request } from './protocol.js';
 
 // Plain maps, no record extension: a peer must never depend on shared structure state.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
@@ -65,6 +65,6 @@ export function decodeFrame(bytes: Uint8Array): Frame | { kind: 'bad'; id: numbe
       return { kind: 'res', id, ok: false, error: { code: err.code, message: err.message } };
     }
     default:
-      return { kind: 'bad', id: null, error: new NexusError(ErrorCodes.BAD_FRAME, `unknown frame kind ${String(kind).slice(0, 20)}`) };
+      return { kind: 'bad', id: null, error: new NexusError(ErrorCodes.BAD_FRAME, `unknown frame kind ${describeValue(kind)}`) };
   }
 }

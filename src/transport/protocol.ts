@@ -124,6 +124,13 @@ export interface Refused {
 
 // ---- Validation of untrusted input ----
 
+/** Names an untrusted value in an error message without calling anything it carries. */
+export function describeValue(x: unknown): string {
+  if (typeof x === 'string') return `"${x.slice(0, 40)}"`;
+  if (typeof x === 'number' || typeof x === 'boolean' || x === null || x === undefined) return String(x);
+  return `(${Array.isArray(x) ? 'array' : typeof x})`;
+}
+
 function bad(what: string): never {
   throw new NexusError(ErrorCodes.BAD_FRAME, `malformed message: ${what}`);
 }
@@ -172,7 +179,7 @@ export function validateRequest(raw: unknown): Request {
       if (typeof o.key !== 'string') bad('rget needs a string key');
       return o as unknown as ReplicaGetRequest;
     default:
-      throw new NexusError(ErrorCodes.BAD_FRAME, `unknown message type "${String(t).slice(0, 40)}"`);
+      throw new NexusError(ErrorCodes.BAD_FRAME, `unknown message type ${describeValue(t)}`);
   }
 }
 
