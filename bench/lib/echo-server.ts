@@ -9,8 +9,9 @@
 // way Nexus does it: messages arriving in the same event-loop turn are committed in one
 // transaction at setImmediate, and each is echoed only after that commit returned.
 //
-// It listens on an ephemeral port on 127.0.0.1 and prints `listening <port>` on stdout. It exits
-// when its stdin closes (the parent is gone) or on SIGTERM/SIGINT.
+// It listens on an ephemeral port on 127.0.0.1 and prints `listening <port>` on stdout. A text
+// message is answered with its counters as JSON ({writes, commits}). It exits when its stdin
+// closes (the parent is gone) or on SIGTERM/SIGINT.
 
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
@@ -84,8 +85,12 @@ const store = mode === 'fsync' ? fsyncCommitter(arg('--dir') ?? '.') : undefined
 const server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: 16 << 20 });
 server.on('connection', (ws) => {
   ws.on('error', () => {});
-  if (store) ws.on('message', (data: Buffer) => store.commit(ws, data));
-  else ws.on('message', (data: Buffer) => ws.send(data, { binary: true }));
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    // A text message is the benchmark asking for the commit counters.
+    if (!isBinary) return ws.send(JSON.stringify(store?.stats() ?? { writes: 0, commits: 0 }));
+    if (store) store.commit(ws, data);
+    else ws.send(data, { binary: true });
+  });
 });
 server.on('listening', () => {
   process.stdout.write(`listening ${(server.address() as AddressInfo).port}\n`);
@@ -94,11 +99,7 @@ server.on('listening', () => {
 const stop = (): void => {
   for (const ws of server.clients) ws.terminate();
   server.close();
-  if (store) {
-    const s = store.stats();
-    process.stderr.write(`echo-server(${mode}): ${s.writes} writes in ${s.commits} commits\n`);
-    store.close();
-  }
+  store?.close();
   process.exit(0);
 };
 process.once('SIGTERM', stop);

@@ -9,17 +9,22 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { decode } from '../../src/transport/codec.js';
-import { isRunning, removeDir, stopChild, trackChild, trackDir } from './cleanup.js';
+import { removeDir, stopChild, trackChild, trackDir } from './cleanup.js';
 
 export interface EchoServersOptions {
   count: number;
   mode: 'echo' | 'fsync';
   /** Path of the compiled echo-server.js. */
   script: string;
+  /** Extra node.js flags for every server process (e.g. --cpu-prof). */
+  nodeFlags?: string[];
   startTimeoutMs?: number;
 }
 
 export class EchoServers {
+  /** Each server's last stderr lines, for start-up errors. */
+  private readonly stderr: string[][] = [];
+
   private constructor(
     readonly urls: string[],
     private readonly procs: ChildProcess[],
@@ -38,12 +43,18 @@ export class EchoServers {
     try {
       const ports = await Promise.all(
         Array.from({ length: o.count }, (_, i) => {
-          const child = spawn(process.execPath, [o.script, '--mode', o.mode, '--dir', join(dir, `s${i + 1}`)], {
+          const child = spawn(process.execPath, [...(o.nodeFlags ?? []), o.script, '--mode', o.mode, '--dir', join(dir, `s${i + 1}`)], {
             stdio: ['pipe', 'pipe', 'pipe'],
           });
           trackChild(child);
           procs.push(child);
-          return waitForPort(child, o.startTimeoutMs ?? 10_000);
+          const lines: string[] = [];
+          servers.stderr.push(lines);
+          createInterface({ input: child.stderr! }).on('line', (l) => {
+            lines.push(l);
+            if (lines.length > 50) lines.shift();
+          });
+          return waitForPort(child, lines, o.startTimeoutMs ?? 10_000);
         }),
       );
       servers.urls.push(...ports.map((p) => `ws://127.0.0.1:${p}`));
@@ -60,14 +71,11 @@ export class EchoServers {
   }
 }
 
-function waitForPort(child: ChildProcess, timeoutMs: number): Promise<number> {
+function waitForPort(child: ChildProcess, stderrLines: string[], timeoutMs: number): Promise<number> {
+  const stderrText = (): string => stderrLines.join(' | ');
   return new Promise<number>((resolve, reject) => {
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (stderr.length > 4000) stderr = stderr.slice(-4000);
-    });
-    const timer = setTimeout(() => reject(new Error(`echo server did not start within ${timeoutMs} ms: ${stderr.trim()}`)), timeoutMs);
+    const timer = setTimeout(() => reject(new Error(`echo server did not start within ${timeoutMs} ms: ${stderrText()}`)), timeoutMs);
+    // readline keeps draining stdout after start-up too, so the child can never block on it.
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       const m = /^listening (\d+)$/.exec(line);
@@ -78,11 +86,8 @@ function waitForPort(child: ChildProcess, timeoutMs: number): Promise<number> {
     });
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      reject(new Error(`echo server exited (${signal ?? code}) before listening: ${stderr.trim()}`));
+      reject(new Error(`echo server exited (${signal ?? code}) before listening: ${stderrText()}`));
     });
-  }).finally(() => {
-    // After start-up, keep draining the pipes so a chatty child can never block on them.
-    if (isRunning(child)) child.stderr!.resume();
   });
 }
 
@@ -93,8 +98,14 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+export interface EchoServerStats {
+  writes: number;
+  commits: number;
+}
+
 export class QuorumEchoClient {
   private readonly pending = new Map<number, Pending>();
+  private statsWaiters: Array<(s: EchoServerStats) => void> = [];
 
   private constructor(
     private readonly sockets: WebSocket[],
@@ -102,7 +113,10 @@ export class QuorumEchoClient {
     private readonly timeoutMs: number,
   ) {
     for (const ws of sockets) {
-      ws.on('message', (data: Buffer) => this.receive(data));
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        if (isBinary) this.receive(data);
+        else this.statsWaiters.shift()?.(JSON.parse(data.toString()) as EchoServerStats);
+      });
       ws.on('close', () => this.failAll(new Error('echo server connection closed')));
       ws.on('error', () => {});
     }
@@ -133,6 +147,18 @@ export class QuorumEchoClient {
       this.pending.set(id, { left: this.need, resolve, reject, timer });
       for (const ws of this.sockets) ws.send(frame, { binary: true });
     });
+  }
+
+  /** The fsync servers' rows written and transactions committed so far, summed over the servers. */
+  async stats(): Promise<EchoServerStats> {
+    const all = await Promise.all(
+      this.sockets.map((ws) => {
+        const p = new Promise<EchoServerStats>((resolve) => this.statsWaiters.push(resolve));
+        ws.send('stats');
+        return p;
+      }),
+    );
+    return all.reduce((a, b) => ({ writes: a.writes + b.writes, commits: a.commits + b.commits }), { writes: 0, commits: 0 });
   }
 
   close(): void {

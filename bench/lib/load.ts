@@ -4,7 +4,7 @@
 // microseconds. Throughput is completions in the window divided by its measured length.
 
 import { build } from 'hdr-histogram-js';
-import { cpuSecondsOf, ownCpuSeconds } from './machine.js';
+import { cpuSecondsOf, machineBusySeconds, ownCpuSeconds } from './machine.js';
 
 export interface LoadOptions {
   /** Requests kept outstanding. */
@@ -29,8 +29,11 @@ export interface LoadResult {
   seconds: number;
   throughput: number;
   latencyUs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
-  /** CPU used in the window, in cores (1.0 = one core busy the whole window). */
-  cpu: { client: number; servers: number | null };
+  /**
+   * CPU used in the window, in cores (1.0 = one core busy the whole window): by the load generator,
+   * by the server processes, and by everything else on the machine (other work skews results).
+   */
+  cpu: { client: number; servers: number | null; other: number | null };
 }
 
 /** `op(i)` performs one request; i counts requests issued in this phase. It should reject on failure. */
@@ -45,8 +48,10 @@ export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: Load
   let firstError: string | undefined;
   let tStart = 0;
   let tEnd = 0;
-  let cpuStart = { client: 0, servers: null as number | null };
-  let cpuEnd = { client: 0, servers: null as number | null };
+  type CpuSnap = { client: number; servers: number | null; machine: number | undefined };
+  const snap = (): CpuSnap => ({ client: ownCpuSeconds(), servers: serverCpu(), machine: machineBusySeconds() });
+  let cpuStart: CpuSnap = { client: 0, servers: null, machine: undefined };
+  let cpuEnd: CpuSnap = cpuStart;
 
   const serverCpu = (): number | null => {
     if (!o.serverPids || o.serverPids.length === 0) return null;
@@ -87,7 +92,7 @@ export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: Load
       if (phase === 'warmup') tStart = performance.now(); // stopped during warm-up: empty window
       phase = 'stop';
       tEnd = performance.now();
-      cpuEnd = { client: ownCpuSeconds(), servers: serverCpu() };
+      cpuEnd = snap();
       clearTimeout(t1);
       clearTimeout(t2);
       resolve();
@@ -100,7 +105,7 @@ export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: Load
       firstError = undefined;
       phase = 'measure';
       tStart = performance.now();
-      cpuStart = { client: ownCpuSeconds(), servers: serverCpu() };
+      cpuStart = snap();
     }, o.warmupMs);
     const t2 = setTimeout(end, o.warmupMs + o.durationMs);
   });
@@ -133,14 +138,23 @@ export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: Load
       max: hist.totalCount === 0 ? 0 : hist.maxValue,
       mean: round(hist.totalCount === 0 ? 0 : hist.mean, 1),
     },
-    cpu: {
-      client: round((cpuEnd.client - cpuStart.client) / seconds, 2),
-      servers: cpuEnd.servers === null || cpuStart.servers === null ? null : round((cpuEnd.servers - cpuStart.servers) / seconds, 2),
-    },
+    cpu: cpuUse(cpuStart, cpuEnd, seconds),
   };
   if (firstError !== undefined) result.firstError = firstError;
   hist.destroy();
   return result;
+}
+
+function cpuUse(
+  a: { client: number; servers: number | null; machine: number | undefined },
+  b: { client: number; servers: number | null; machine: number | undefined },
+  seconds: number,
+): LoadResult['cpu'] {
+  const client = (b.client - a.client) / seconds;
+  const servers = a.servers === null || b.servers === null ? null : (b.servers - a.servers) / seconds;
+  const machine = a.machine === undefined || b.machine === undefined ? undefined : (b.machine - a.machine) / seconds;
+  const other = machine === undefined || servers === null ? null : Math.max(0, machine - client - servers);
+  return { client: round(client, 2), servers: servers === null ? null : round(servers, 2), other: other === null ? null : round(other, 2) };
 }
 
 function round(x: number, digits: number): number {

@@ -53,3 +53,39 @@ export function ownCpuSeconds(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
 }
+
+/**
+ * CPU seconds the whole machine has been busy (all cores, everything but idle and iowait), read
+ * from /proc/stat; undefined where /proc is missing. Compared with the benchmark's own processes it
+ * shows how much other work competed for the cores during a phase.
+ */
+export function machineBusySeconds(): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+    const [, ...fields] = line.trim().split(/\s+/);
+    const [user, nice, system, , , irq, softirq, steal] = fields.map(Number);
+    const busy = user! + nice! + system! + irq! + softirq! + (steal ?? 0);
+    return Number.isFinite(busy) ? busy / TICKS_PER_SECOND : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Waits until the machine has been nearly idle (at most `maxBusyCores` busy) over a `sampleMs`
+ * window, or until `timeoutMs` passed. Returns the busy cores of the last window, so a caller can
+ * warn that a phase started on a machine that was not quiet. Without /proc it returns at once.
+ */
+export async function waitForQuiet(maxBusyCores: number, timeoutMs: number, sampleMs = 500): Promise<{ busyCores: number; waitedMs: number } | undefined> {
+  const t0 = performance.now();
+  for (;;) {
+    const a = machineBusySeconds();
+    if (a === undefined) return undefined;
+    await new Promise((r) => setTimeout(r, sampleMs));
+    const b = machineBusySeconds();
+    if (b === undefined) return undefined;
+    const busyCores = (b - a) / (sampleMs / 1000);
+    const waitedMs = performance.now() - t0;
+    if (busyCores <= maxBusyCores || waitedMs >= timeoutMs) return { busyCores: Math.round(busyCores * 100) / 100, waitedMs: Math.round(waitedMs) };
+  }
+}

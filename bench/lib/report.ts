@@ -77,10 +77,11 @@ export function markdownReport(res: CoreResults): string {
     [`Nexus get, R=${s.r}, ${s.keySpace.toLocaleString('en-US')} preloaded keys`, res.phases.get],
   ];
   const out: string[] = [];
-  out.push(`| Phase | ops/s @${c} | p50 @1 | p99 @1 | p50 @${c} | p99 @${c} | CPU @${c} client / servers (cores) |`);
+  out.push(`| Phase | ops/s @${c} | p50 @1 | p99 @1 | p50 @${c} | p99 @${c} | CPU @${c} client / servers / other (cores) |`);
   out.push('|---|---:|---:|---:|---:|---:|---:|');
   for (const [name, p] of rows) {
-    const cpu = `${p.cN.cpu.client.toFixed(2)} / ${p.cN.cpu.servers === null ? '?' : p.cN.cpu.servers.toFixed(2)}`;
+    const f = (x: number | null): string => (x === null ? '?' : x.toFixed(2));
+    const cpu = `${f(p.cN.cpu.client)} / ${f(p.cN.cpu.servers)} / ${f(p.cN.cpu.other)}`;
     out.push(
       `| ${name} | ${formatOps(p.cN.throughput)} | ${formatUs(p.c1.latencyUs.p50)} | ${formatUs(p.c1.latencyUs.p99)} | ` +
         `${formatUs(p.cN.latencyUs.p50)} | ${formatUs(p.cN.latencyUs.p99)} | ${cpu} |`,
@@ -95,13 +96,19 @@ export function markdownReport(res: CoreResults): string {
     [p.c1, p.cN].filter((r) => r.errors > 0).map((r) => `${name} @${r.concurrency}: ${r.errors} errors (first: ${r.firstError})`),
   );
   if (errs.length > 0) out.push(`**Errors:** ${errs.join('; ')}`, '');
+  // Kernel work on the benchmark's behalf (loopback networking, disk flushes) shows up here too,
+  // but well under half a core; more means other processes competed for the cores.
+  const noisy = Object.entries(res.phases).flatMap(([name, p]) =>
+    [p.c1, p.cN].filter((r) => (r.cpu.other ?? 0) > 0.5).map((r) => `${name} @${r.concurrency} (${r.cpu.other} cores)`),
+  );
+  if (noisy.length > 0) out.push(`**Noisy:** other processes were busy during ${noisy.join(', ')}; treat those figures with care.`, '');
   const m = res.machine;
   out.push(
-    `Machine: ${m.cores} cores, ${m.cpuModel}, ${m.memGiB} GiB, Node ${m.node}, ${m.platform} (load ${m.loadAvg1} at start). ` +
+    `Machine: ${m.cores} cores, ${m.cpuModel}, ${m.memGiB} GiB, Node ${m.node}, ${m.platform}. ` +
       `Cluster: ${s.nodes} local node processes, N=${s.n}, ${s.partitions} partitions, durability ${s.durability}; ` +
       `client: one NexusClient, strategy '${s.clientStrategy}'. ${s.valueBytes}-byte values, ${s.messageBytes}-byte put frames (baselines send the same frame). ` +
       `Each phase: ${s.warmupSec} s warm-up, then ${s.durationSec} s measured; closed loop at 1 and ${c} outstanding requests; ` +
-      `latency from HdrHistogram (µs). CPU: cores used by the load generator / by all server processes during the measured window.`,
+      `latency from HdrHistogram (µs). CPU: cores used during the measured window by the load generator / by all server processes / by anything else on the machine (noise).`,
   );
   out.push('');
   out.push(`Command: \`${res.command}\` (${res.startedAt})`);

@@ -38,11 +38,28 @@ export function encodeError(id: number, error: WireError): Buffer {
 }
 
 /**
+ * Splits one WebSocket message into its frames: a link may send several frames, concatenated, in
+ * one message (see Link: one message per link per event-loop turn). Undecodable bytes throw
+ * BAD_FRAME; the caller closes the link, since nothing after them can be trusted.
+ */
+export function splitFrames(bytes: Uint8Array): unknown[] {
+  try {
+    return packr.unpackMultiple(bytes) as unknown[];
+  } catch (e) {
+    throw new NexusError(ErrorCodes.BAD_FRAME, `undecodable frame (${(e as Error).message.slice(0, 80)})`);
+  }
+}
+
+/**
  * Decodes and validates a frame. A request whose envelope is readable but whose message is not
  * valid comes back as `{ kind: 'bad', id, error }` so the receiver can answer that request id.
  */
 export function decodeFrame(bytes: Uint8Array): Frame | { kind: 'bad'; id: number | null; error: NexusError } {
-  const raw = decode(bytes);
+  return parseFrame(decode(bytes));
+}
+
+/** Validates one decoded frame value (see decodeFrame). */
+export function parseFrame(raw: unknown): Frame | { kind: 'bad'; id: number | null; error: NexusError } {
   if (!Array.isArray(raw) || raw.length < 3 || !Number.isSafeInteger(raw[1]))
     return { kind: 'bad', id: null, error: new NexusError(ErrorCodes.BAD_FRAME, 'frame is not [kind, id, body]') };
   const [kind, id, body, extra] = raw as [unknown, number, unknown, unknown];

@@ -92,7 +92,8 @@ function track<T>(p: Promise<T>): { readonly state: 'pending' | 'resolved' | 're
 const echo: IncomingHandler = async (msg, timeoutMs) => ({ echo: msg, timeoutMs });
 
 function makeLink(socket: FrameSocket, clock: Clock, over: Partial<LinkOptions> = {}): Link {
-  return new Link(socket, { label: 'node b', clock, maxInFlight: 100, maxBufferedBytes: 1 << 20, onRequest: echo, ...over });
+  // Frames leave at once (one message per frame) unless a test injects its own `defer`.
+  return new Link(socket, { label: 'node b', clock, maxInFlight: 100, maxBufferedBytes: 1 << 20, onRequest: echo, defer: (fn) => fn(), ...over });
 }
 
 /** Two links joined by fake sockets: a's frames reach b and b's reach a. */
@@ -536,5 +537,27 @@ describe('Link bounds', () => {
     await expect(a.request(rget('2'), 1000)).rejects.toMatchObject({ code: ErrorCodes.OVERLOADED });
     expect(first.state).toBe('pending');
     a.closed('done');
+  });
+});
+
+describe('batching', () => {
+  it('sends the frames of one burst as one message, and the other end serves every frame in it', async () => {
+    const deferred: Array<() => void> = [];
+    const { a, sa } = pair({ a: { defer: (fn) => void deferred.push(fn) } });
+    const replies = [track(a.request({ t: 'rget', key: 'x' }, 1000)), track(a.request({ t: 'rget', key: 'y' }, 1000)), track(a.request({ t: 'info' }, 1000))];
+    expect(sa.sent).toHaveLength(0); // nothing leaves until the burst is over
+    expect(deferred).toHaveLength(1); // one flush scheduled for the whole burst
+    deferred.shift()!();
+    expect(sa.sent).toHaveLength(1);
+    await settle();
+    expect(replies.map((r) => r.state)).toEqual(['resolved', 'resolved', 'resolved']);
+    expect((replies[1]!.value as { echo: { key: string } }).echo.key).toBe('y');
+  });
+
+  it('counts frames waiting for the flush against the buffered-bytes bound', () => {
+    const { link } = lonely({ maxBufferedBytes: 64, defer: () => {} });
+    track(link.request({ t: 'rget', key: 'k'.repeat(100) }, 1000));
+    const second = track(link.request({ t: 'info' }, 1000));
+    return settle().then(() => expect(second.error?.code).toBe('OVERLOADED'));
   });
 });
