@@ -1,19 +1,52 @@
-// A node's data in one SQLite file (`<dir>/nexus.db`) through better-sqlite3, in WAL mode.
+// A node's data in one SQLite file (`<dir>/nexus.db`) through better-sqlite3, in WAL mode, over
+// two connections:
 //
-// better-sqlite3 is synchronous: every statement here blocks the event loop, heartbeats included.
-// So transactions are kept to one group commit of already-encoded rows, and the only deliberate
-// checkpoint is the TRUNCATE one at close (SQLite's automatic checkpoint, every ~1000 WAL pages,
-// still runs inside commits; see DESIGN.md "Storage" before changing that).
+// - the main thread's, for everything synchronous: reads (`get`, scans), metadata, opening and the
+//   schema, and the TRUNCATE checkpoint at close;
+// - a worker thread's (sqlite-worker.ts), which commits the group-commit batches. A commit is
+//   mostly an fsync wait, and better-sqlite3 waits synchronously; on the main thread that stalled
+//   the event loop for most of a node's time under load (bench/core.ts), so it happens there.
+//
+// One batch is in flight at a time (see staging.ts). WAL lets the main connection read while the
+// worker writes; a worker commit is complete before its "done" message is posted, so every read
+// begun after that message sees it. SQLite's automatic checkpoint runs in the worker's commits and
+// is off on the main connection, which only writes metadata. Both connections wait (busy_timeout)
+// rather than fail when they meet the other's write lock: a `setMeta` may block the main thread for
+// at most the length of one worker commit.
 
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { ErrorCodes, NexusError } from '../core/errors.js';
 import { decodeObject, type VersionedObject } from '../core/version.js';
+import type { CommitRow, CommitWorkerConfig, FromWorker, ToWorker } from './sqlite-worker.js';
 import { StagedStorage, type StagedWrite } from './staging.js';
 import { SCHEMA_VERSION, type SqliteStorageOptions, type Storage } from './types.js';
 
 export const DB_FILE_NAME = 'nexus.db';
+
+/** How long either connection waits for the other's write lock before failing with SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5000;
+
+/** How long close waits for the worker to close its connection and exit before terminating it. */
+const WORKER_CLOSE_TIMEOUT_MS = 10_000;
+
+/**
+ * The worker script. Compiled, it is the sibling `sqlite-worker.js` (dist/src/storage/). Under
+ * vitest this module runs from its TypeScript source, so `import.meta.url` is
+ * src/storage/sqlite.ts and no .js sibling exists, and a worker thread is plain Node, which cannot
+ * run the .ts; so then the compiled copy in the package's dist/ is used (`npm test` builds first;
+ * the worker has no imports from Nexus, so that copy only depends on better-sqlite3).
+ */
+export function commitWorkerUrl(): URL {
+  const sibling = new URL('./sqlite-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(sibling))) return sibling;
+  const built = new URL('../../dist/src/storage/sqlite-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(built))) return built;
+  throw new Error(`the storage worker script is missing (looked for ${fileURLToPath(sibling)} and ${fileURLToPath(built)}; run npm run build)`);
+}
 
 // The schema version lives in the file header (PRAGMA user_version) rather than in `meta`, so no
 // `setMeta` name can clobber it, and a fresh file reads as 0.
@@ -49,25 +82,48 @@ interface Statements {
   getObj: Database.Statement<[string], Buffer>;
   getLive: Database.Statement<[string], number>;
   scan: Database.Statement<[number], { key: string; obj: Buffer }>;
-  upsert: Database.Statement<[string, number, number, Buffer]>;
   getMeta: Database.Statement<[string], string>;
   setMeta: Database.Statement<[string, string]>;
 }
 
+interface PendingCommit {
+  count: number;
+  resolve: () => void;
+  reject: (err: NexusError) => void;
+}
+
 export class SqliteStorage extends StagedStorage implements Storage {
-  private readonly commitTx: (batch: ReadonlyArray<readonly [string, StagedWrite]>) => void;
+  /** The commit of the batch in flight (staging sends at most one at a time). */
+  private pending: PendingCommit | undefined;
+  /** Set by the worker's 'exit' event. */
+  private workerExited = false;
+  /** Set when close stops the worker: its exit is then expected. */
+  private stoppingWorker = false;
+  /** The last error the worker reported (uncaught exception, or its connection failing to open). */
+  private workerError: string | undefined;
 
   private constructor(
     private readonly db: Database.Database,
+    private readonly worker: Worker,
     private readonly file: string,
     private readonly durability: SqliteStorageOptions['durability'],
     private readonly stmts: Statements,
     liveKeys: number,
   ) {
     super(liveKeys);
-    this.commitTx = db.transaction((batch: ReadonlyArray<readonly [string, StagedWrite]>) => {
-      for (const [key, w] of batch) stmts.upsert.run(key, w.partition, w.live ? 1 : 0, w.bytes);
+    // The worker keeps the process alive only while a commit is in flight (or close waits on it),
+    // as the single connection did: an idle open storage never holds a process open.
+    worker.unref();
+    worker.on('message', (msg: FromWorker) => this.onWorkerMessage(msg));
+    worker.on('messageerror', (err) => {
+      this.workerError = `a message could not be read: ${err.message}`;
+      void this.worker.terminate();
     });
+    // Listening to 'error' is what keeps an exception in the worker from crashing this process.
+    worker.on('error', (err: unknown) => {
+      this.workerError = err instanceof Error ? err.message : String(err);
+    });
+    worker.on('exit', (code) => this.onWorkerExit(code));
   }
 
   /**
@@ -80,32 +136,33 @@ export class SqliteStorage extends StagedStorage implements Storage {
     let db: Database.Database;
     try {
       mkdirSync(opts.dir, { recursive: true });
-      db = new Database(file);
+      db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
     } catch (err) {
       throw storageFailure(err, `opening ${file}`);
     }
     try {
       const mode = db.pragma('journal_mode = WAL', { simple: true });
       if (mode !== 'wal') throw new Error(`journal_mode is ${String(mode)}, WAL could not be enabled`);
-      db.pragma(`synchronous = ${opts.durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
+      const synchronous = opts.durability === 'fsync' ? 'FULL' : 'NORMAL';
+      db.pragma(`synchronous = ${synchronous}`);
+      // This connection only writes metadata; checkpoints belong to the worker's commits.
+      db.pragma('wal_autocheckpoint = 0');
       ensureSchema(db, file);
+      let maxPageCount = 0;
       if (opts.maxDataBytes !== undefined && opts.maxDataBytes > 0) {
         // A size cap in pages. It is per connection (not stored in the file), so it is set at every
-        // open; SQLite never sets it below the current size. Past it, writes fail with SQLITE_FULL
-        // exactly as on a full disk, which is how tests simulate one. Set after the schema exists
-        // so that even a tiny cap leaves a usable (if full) database.
+        // open, on both connections; SQLite never sets it below the current size. Past it, writes
+        // fail with SQLITE_FULL exactly as on a full disk, which is how tests simulate one. Set
+        // after the schema exists so that even a tiny cap leaves a usable (if full) database.
         const pageSize = db.pragma('page_size', { simple: true }) as number;
-        db.pragma(`max_page_count = ${Math.max(1, Math.floor(opts.maxDataBytes / pageSize))}`);
+        maxPageCount = Math.max(1, Math.floor(opts.maxDataBytes / pageSize));
+        db.pragma(`max_page_count = ${maxPageCount}`);
       }
       const stmts: Statements = {
         getObj: db.prepare<[string], Buffer>('SELECT obj FROM objects WHERE key = ?').pluck(),
         getLive: db.prepare<[string], number>('SELECT live FROM objects WHERE key = ?').pluck(),
         scan: db.prepare<[number], { key: string; obj: Buffer }>(
           'SELECT key, obj FROM objects WHERE partition = ? ORDER BY key',
-        ),
-        upsert: db.prepare<[string, number, number, Buffer]>(
-          `INSERT INTO objects (key, partition, live, obj) VALUES (?, ?, ?, ?)
-           ON CONFLICT (key) DO UPDATE SET partition = excluded.partition, live = excluded.live, obj = excluded.obj`,
         ),
         getMeta: db.prepare<[string], string>('SELECT value FROM meta WHERE name = ?').pluck(),
         setMeta: db.prepare<[string, string]>(
@@ -114,7 +171,11 @@ export class SqliteStorage extends StagedStorage implements Storage {
       };
       // The one O(n) pass: from here on the count is maintained per put.
       const liveKeys = db.prepare<[], number>('SELECT count(*) FROM objects WHERE live = 1').pluck().get() ?? 0;
-      return new SqliteStorage(db, file, opts.durability, stmts, liveKeys);
+      // Last, so nothing above can fail with a thread left running. The worker opens its
+      // connection while this one starts serving; a batch sent meanwhile waits in its queue.
+      const workerData: CommitWorkerConfig = { file, synchronous, maxPageCount, busyTimeoutMs: BUSY_TIMEOUT_MS };
+      const worker = new Worker(commitWorkerUrl(), { workerData, name: 'nexus-storage-commit' });
+      return new SqliteStorage(db, worker, file, opts.durability, stmts, liveKeys);
     } catch (err) {
       db.close();
       throw storageFailure(err, `opening ${file}`);
@@ -193,34 +254,101 @@ export class SqliteStorage extends StagedStorage implements Storage {
     return rows.map((r) => [r.key, decodeStored(r.key, r.obj)]);
   }
 
-  protected commitBatch(batch: ReadonlyArray<readonly [string, StagedWrite]>): void {
-    try {
-      this.commitTx(batch); // rolls back by itself when a statement or the COMMIT fails
-    } catch (err) {
-      if (this.db.inTransaction) {
-        try {
-          this.db.exec('ROLLBACK');
-        } catch {
-          // The original failure is the one worth reporting.
-        }
-      }
-      throw storageFailure(err, `committing ${batch.length} write(s)`);
+  /**
+   * Sends the batch to the worker. The encoded objects are copied into one ArrayBuffer that is
+   * transferred, not cloned: each `bytes` is a view into msgpackr's shared 8 KiB buffer, and
+   * cloning a view clones its whole underlying buffer.
+   */
+  protected commitBatch(batch: ReadonlyArray<readonly [string, StagedWrite]>): Promise<void> {
+    let total = 0;
+    for (const [, w] of batch) total += w.bytes.length;
+    const data = new Uint8Array(total);
+    const rows: CommitRow[] = new Array<CommitRow>(batch.length);
+    let offset = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const [key, w] = batch[i]!;
+      data.set(w.bytes, offset);
+      rows[i] = [key, w.partition, w.live ? 1 : 0, data.subarray(offset, offset + w.bytes.length)];
+      offset += w.bytes.length;
     }
+    return new Promise<void>((resolve, reject) => {
+      this.pending = { count: batch.length, resolve, reject };
+      this.worker.ref();
+      this.send({ t: 'commit', rows }, [data.buffer]);
+    });
   }
 
-  protected closeStore(): void {
-    let failure: unknown;
+  protected async closeStore(): Promise<void> {
+    let failure: NexusError | undefined;
+    if (!this.workerExited) {
+      this.stoppingWorker = true;
+      try {
+        await this.stopWorker();
+      } catch (err) {
+        failure = storageFailure(err, 'closing the commit connection');
+      }
+    }
     try {
       // Folds the WAL into the main file and empties it, so a copied or reopened file is complete.
       this.db.pragma('wal_checkpoint(TRUNCATE)');
     } catch (err) {
-      failure = err;
+      failure ??= storageFailure(err, 'the final WAL checkpoint');
     }
     this.db.close();
     if (failure !== undefined) {
-      const e = storageFailure(failure, 'the final WAL checkpoint');
-      throw new NexusError(ErrorCodes.STORAGE_FAILED, `closed, but ${e.message} (committed data is safe in the WAL)`);
+      throw new NexusError(ErrorCodes.STORAGE_FAILED, `closed, but ${failure.message} (committed data is safe in the WAL)`);
     }
+  }
+
+  // ---- The worker ----
+
+  private send(msg: ToWorker, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(msg, transfer);
+  }
+
+  private onWorkerMessage(msg: FromWorker): void {
+    switch (msg.t) {
+      case 'done':
+      case 'failed': {
+        const pending = this.pending;
+        this.pending = undefined;
+        this.worker.unref();
+        if (pending === undefined) return; // cannot happen: the worker answers only commits
+        if (msg.t === 'done') pending.resolve();
+        else pending.reject(storageFailure(Object.assign(new Error(msg.message), { code: msg.code }), `committing ${pending.count} write(s)`));
+        return;
+      }
+      case 'fatal':
+        // Its connection could not be opened; it exits next, and onWorkerExit reports this.
+        this.workerError = storageFailure(Object.assign(new Error(msg.message), { code: msg.code }), 'opening the commit connection').message;
+        return;
+    }
+  }
+
+  private onWorkerExit(code: number): void {
+    this.workerExited = true;
+    if (this.stoppingWorker) return;
+    // Unexpected: writes are over for this storage (reads still work on the main connection).
+    const cause = this.workerError ?? `it exited with code ${code}`;
+    const err = new NexusError(ErrorCodes.STORAGE_FAILED, `storage commit thread stopped: ${cause}`);
+    this.breakWrites(err);
+    const pending = this.pending;
+    this.pending = undefined;
+    pending?.reject(err);
+  }
+
+  /** Asks the worker to close its connection and waits for it to exit (terminating it if slow). */
+  private stopWorker(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => void this.worker.terminate(), WORKER_CLOSE_TIMEOUT_MS);
+      this.worker.once('exit', (code) => {
+        clearTimeout(timer);
+        if (code === 0) resolve();
+        else reject(new Error(this.workerError ?? `the commit thread exited with code ${code}`));
+      });
+      this.worker.ref();
+      this.send({ t: 'close' });
+    });
   }
 }
 

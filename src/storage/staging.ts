@@ -4,6 +4,11 @@
 //
 // A subclass supplies only the committed side: read a key, read its liveness, scan a partition,
 // commit a batch atomically (throwing a STORAGE_FAILED NexusError on failure), close.
+//
+// A commit may be synchronous (the in-memory storage) or asynchronous (SQLite, committed on a
+// worker thread). At most one batch is in flight: puts made meanwhile stage into the next batch,
+// which is sent as soon as the one in flight lands, so batches grow by themselves under load. The
+// entries of the batch in flight stay in the overlay (so `get` still sees them) until it lands.
 
 import { ErrorCodes, NexusError } from '../core/errors.js';
 import { encodeObject, isDeleted, type VersionedObject } from '../core/version.js';
@@ -17,11 +22,12 @@ export interface StagedWrite {
   readonly bytes: Buffer;
   readonly live: boolean;
   /**
-   * Whether the committed row (if any) was live when this key was first staged. The committed row
-   * of a staged key cannot change until this entry is committed, so it stays true until then; a
-   * failed batch uses it to undo its effect on the live count without reading the store again.
+   * Whether the committed row (if any) is live: the row this entry would fall back to if its batch
+   * failed. A failed batch uses it to undo its effect on the live count without reading the store
+   * again. Only the commit of an earlier state of the same key (a batch in flight when this entry
+   * was staged) changes that row, and when it lands this is updated to that state's liveness.
    */
-  readonly committedLive: boolean;
+  committedLive: boolean;
 }
 
 interface Waiter {
@@ -56,6 +62,18 @@ export abstract class StagedStorage implements Storage {
   private readonly staged = new Map<string, StagedWrite>();
   private waiters: Waiter[] = [];
   private scheduled: NodeJS.Immediate | undefined;
+  /** Waiters of the batch in flight (flush may add to them), or undefined when none is. */
+  private inFlight: Waiter[] | undefined;
+  /** Set once writes can no longer succeed (e.g. the commit thread died): puts reject with it. */
+  private broken: NexusError | undefined;
+  /**
+   * The last key `get` read from the committed side (not staged) and whether that row was live.
+   * A read-merge-write (`get` then `put` of the same key, as Replica does) then costs one read of
+   * the store, not two. It stays valid until consumed: a key's committed row only changes by
+   * committing a put of that key, and every put of the key consumes it.
+   */
+  private lastReadKey: string | undefined;
+  private lastReadLive = false;
   private liveKeys: number;
   private commits = 0;
   private writes = 0;
@@ -74,10 +92,18 @@ export abstract class StagedStorage implements Storage {
   protected abstract readCommittedLive(key: string): boolean;
   /** Committed rows of one partition, in `compareKeys` order. */
   protected abstract scanCommitted(partition: number): Array<[string, VersionedObject]>;
-  /** Writes the whole batch atomically or nothing; throws a STORAGE_FAILED NexusError. */
-  protected abstract commitBatch(batch: ReadonlyArray<readonly [string, StagedWrite]>): void;
-  /** Releases the store after the last commit. May throw; the storage counts as closed anyway. */
-  protected abstract closeStore(): void;
+  /**
+   * Writes the whole batch atomically or nothing: synchronously (returns undefined, throws a
+   * STORAGE_FAILED NexusError on failure) or asynchronously (the promise settles once the batch is
+   * durable and visible to `readCommitted`, or rejects with a STORAGE_FAILED NexusError). Never
+   * called while an earlier batch is still in flight, nor after `breakWrites`.
+   */
+  protected abstract commitBatch(batch: ReadonlyArray<readonly [string, StagedWrite]>): void | Promise<void>;
+  /**
+   * Releases the store after the last commit has landed. May throw or reject; the storage counts as
+   * closed anyway.
+   */
+  protected abstract closeStore(): void | Promise<void>;
 
   abstract getMeta(name: string): string | undefined;
   abstract setMeta(name: string, value: string): void;
@@ -88,18 +114,25 @@ export abstract class StagedStorage implements Storage {
     this.assertOpen();
     const staged = this.staged.get(key);
     if (staged !== undefined) return staged.obj;
-    return this.readCommitted(key);
+    const obj = this.readCommitted(key);
+    this.lastReadKey = key;
+    this.lastReadLive = obj !== undefined && !isDeleted(obj);
+    return obj;
   }
 
   put(key: string, partition: number, obj: VersionedObject): Promise<void> {
     // Refusals reject rather than throw, so that `put(...).catch(...)` always catches them.
     if (this.state !== 'open') return Promise.reject(stoppingError());
+    if (this.broken !== undefined) return Promise.reject(this.broken);
     const prev = this.staged.get(key);
     let bytes: Buffer;
     let committedLive: boolean;
     try {
       bytes = encodeObject(obj);
-      committedLive = prev !== undefined ? prev.committedLive : this.readCommittedLive(key);
+      if (prev !== undefined) committedLive = prev.committedLive;
+      else if (this.lastReadKey === key) committedLive = this.lastReadLive;
+      else committedLive = this.readCommittedLive(key);
+      if (this.lastReadKey === key) this.lastReadKey = undefined;
     } catch (err) {
       return Promise.reject(NexusError.from(err));
     }
@@ -107,7 +140,8 @@ export abstract class StagedStorage implements Storage {
     const live = !isDeleted(obj);
     this.liveKeys += Number(live) - Number(wasLive);
     // A later put of the same key in this tick replaces the entry: only the latest state is
-    // written, and every put's promise settles with the batch that carries it.
+    // written, and every put's promise settles with the batch that carries it. (If the key's
+    // earlier state is in flight, that batch still writes it; this entry goes in the next one.)
     this.staged.set(key, { partition, obj, bytes, live, committedLive });
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     if (this.scheduled === undefined) this.scheduled = setImmediate(() => this.runFlush());
@@ -140,9 +174,21 @@ export abstract class StagedStorage implements Storage {
     return { commits: this.commits, writes: this.writes };
   }
 
-  /** Commits what is staged now instead of at the end of the tick. Never rejects. */
+  /**
+   * Resolves once everything staged so far has landed (committed or failed), the batch in flight
+   * included. What is staged is sent now instead of at the end of the tick, unless a batch is in
+   * flight (then it goes as soon as that one lands). Never rejects.
+   */
   flush(): Promise<void> {
-    this.runFlush();
+    const settled = (list: Waiter[]): Promise<void> =>
+      new Promise<void>((resolve) => list.push({ resolve, reject: () => resolve() }));
+    if (this.waiters.length > 0) {
+      // Puts are waiting for the next batch, which lands after the one in flight (if any).
+      const done = settled(this.waiters);
+      this.runFlush();
+      return done;
+    }
+    if (this.inFlight !== undefined) return settled(this.inFlight);
     return Promise.resolve();
   }
 
@@ -154,9 +200,9 @@ export abstract class StagedStorage implements Storage {
     if (this.closing === undefined) {
       this.state = 'closing';
       this.closing = (async () => {
-        this.runFlush();
         try {
-          this.closeStore();
+          await this.flush(); // no put can join now, so this waits for every staged write
+          await this.closeStore();
         } finally {
           this.state = 'closed';
         }
@@ -172,33 +218,88 @@ export abstract class StagedStorage implements Storage {
     if (this.state !== 'open') throw stoppingError();
   }
 
+  /**
+   * Declares that no write can succeed any more (e.g. the commit thread died), with the error to
+   * give: later puts reject with it, and so does the staged batch when it is due. A batch already
+   * in flight must still be settled by its commitBatch promise (normally rejected with the same
+   * error); since it may or may not have been written, the live count is then re-read for its keys.
+   */
+  protected breakWrites(err: NexusError): void {
+    this.broken ??= err;
+  }
+
   // ---- Group commit ----
 
   /**
-   * Commits every staged entry in one transaction and settles every waiting put. Runs from
-   * setImmediate, so it must never throw: a failed batch is an error for its requests, not for the
-   * node.
+   * Sends every staged entry as one batch, unless a batch is in flight (its landing sends this one).
+   * Runs from setImmediate and from promise callbacks, so it must never throw: a failed batch is an
+   * error for its requests, not for the node.
    */
   private runFlush(): void {
     if (this.scheduled !== undefined) {
       clearImmediate(this.scheduled);
       this.scheduled = undefined;
     }
+    if (this.inFlight !== undefined) return;
     if (this.staged.size === 0 && this.waiters.length === 0) return;
     const batch = [...this.staged];
     const waiters = this.waiters;
     this.waiters = [];
-    let failure: NexusError | undefined;
-    try {
-      this.commitBatch(batch);
-    } catch (err) {
-      failure = err instanceof NexusError ? err : new NexusError(ErrorCodes.STORAGE_FAILED, `commit failed: ${String(err)}`);
+    if (this.broken !== undefined) {
+      this.settle(batch, waiters, this.broken, false);
+      return;
     }
+    let pending: void | Promise<void>;
+    try {
+      pending = this.commitBatch(batch);
+    } catch (err) {
+      this.settle(batch, waiters, asFailure(err), false);
+      return;
+    }
+    if (pending === undefined) {
+      this.settle(batch, waiters, undefined, false);
+      return;
+    }
+    this.inFlight = waiters;
+    pending.then(
+      () => this.land(batch, undefined),
+      (err: unknown) => this.land(batch, asFailure(err)),
+    );
+  }
+
+  /** The batch in flight has landed: settle it, then send what was staged meanwhile. */
+  private land(batch: ReadonlyArray<readonly [string, StagedWrite]>, failure: NexusError | undefined): void {
+    const waiters = this.inFlight ?? [];
+    this.inFlight = undefined;
+    // A batch that failed because writes broke (not a clean rollback) may have been written or not.
+    this.settle(batch, waiters, failure, failure !== undefined && this.broken !== undefined);
+    this.runFlush();
+  }
+
+  /**
+   * Drops a landed batch from the overlay and settles its waiters. With `outcomeUnknown`, a failed
+   * batch's keys have their committed liveness read back instead of assumed unchanged.
+   */
+  private settle(
+    batch: ReadonlyArray<readonly [string, StagedWrite]>,
+    waiters: Waiter[],
+    failure: NexusError | undefined,
+    outcomeUnknown: boolean,
+  ): void {
     for (const [key, w] of batch) {
-      // Only drop an entry this batch carried; a put that re-staged the key since must stay.
-      if (this.staged.get(key) !== w) continue;
-      this.staged.delete(key);
-      if (failure !== undefined) this.liveKeys += Number(w.committedLive) - Number(w.live);
+      const current = this.staged.get(key);
+      if (current === w) {
+        this.staged.delete(key);
+        if (failure !== undefined) {
+          const committedLive = outcomeUnknown ? this.rereadLive(key, w.committedLive) : w.committedLive;
+          this.liveKeys += Number(committedLive) - Number(w.live);
+        }
+      } else if (current !== undefined) {
+        // Re-staged while this batch was in flight: the entry stays for the next batch, and the
+        // row it would fall back to is now whatever this batch left.
+        if (failure === undefined) current.committedLive = w.live;
+        else if (outcomeUnknown) current.committedLive = this.rereadLive(key, current.committedLive);
+      }
     }
     if (failure === undefined) {
       this.commits++;
@@ -208,6 +309,18 @@ export abstract class StagedStorage implements Storage {
       for (const w of waiters) w.reject(failure);
     }
   }
+
+  private rereadLive(key: string, fallback: boolean): boolean {
+    try {
+      return this.readCommittedLive(key);
+    } catch {
+      return fallback;
+    }
+  }
+}
+
+function asFailure(err: unknown): NexusError {
+  return err instanceof NexusError ? err : new NexusError(ErrorCodes.STORAGE_FAILED, `commit failed: ${String(err)}`);
 }
 
 function stoppingError(): NexusError {

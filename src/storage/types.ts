@@ -13,7 +13,8 @@ export interface Storage {
 
   /**
    * Stages `obj` as the key's new state and resolves once it is durable. Writes staged in the same
-   * tick are committed together in one transaction (group commit) before any of them resolves.
+   * tick are committed together in one transaction (group commit) before any of them resolves
+   * (while an earlier commit is still in flight, writes of the following ticks join them too).
    * Rejects with NexusError STORAGE_FAILED (the message names the cause, e.g. disk full); then
    * the staged state is dropped and the previous one is visible again.
    */

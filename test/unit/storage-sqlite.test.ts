@@ -4,7 +4,8 @@ import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Worker } from 'node:worker_threads';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCodes, NexusError } from '../../src/core/errors.js';
 import { emptyObject, update, type VersionedObject } from '../../src/core/version.js';
 import { DB_FILE_NAME, SCHEMA_VERSION, SqliteStorage } from '../../src/storage/index.js';
@@ -13,6 +14,15 @@ const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const valueObj = (value: Uint8Array | string, counter = 1): VersionedObject =>
   update(emptyObject(), {}, 'a', counter, typeof value === 'string' ? enc(value) : value);
 const text = (o: VersionedObject | undefined): string => new TextDecoder().decode(o!.siblings[0]!.value!);
+const tombstone = (counter = 1): VersionedObject => update(emptyObject(), {}, 'a', counter, null);
+/**
+ * Lets the storage's own setImmediate (queued by the puts before) send its batch to the commit
+ * worker. The worker's answer arrives in a later phase of the event loop, so right after this the
+ * batch is still in flight.
+ */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const isDiskFull = (e: unknown): boolean =>
+  e instanceof NexusError && e.code === ErrorCodes.STORAGE_FAILED && /disk full/.test(e.message);
 
 describe('SqliteStorage', () => {
   let dir: string;
@@ -130,5 +140,174 @@ describe('SqliteStorage', () => {
     expect(() => SqliteStorage.open({ dir, durability: 'os', maxDataBytes: -1 })).toThrowError(
       expect.objectContaining({ code: ErrorCodes.INVALID_ARGUMENT }),
     );
+  });
+
+  it('reads the store once, not twice, for a get followed by a put of the same key', async () => {
+    const s = openStorage();
+    await s.put('k', 0, valueObj('v1'));
+    const readLive = vi.spyOn(s as unknown as { readCommittedLive(key: string): boolean }, 'readCommittedLive');
+    const cur = s.get('k')!;
+    await s.put('k', 0, update(cur, cur.vv, 'a', 2, null)); // live -> deleted, liveness from the get
+    expect(s.get('new')).toBeUndefined();
+    await s.put('new', 0, valueObj('n')); // absent -> live, from the get too
+    expect(readLive).not.toHaveBeenCalled();
+    expect(s.liveKeyCount()).toBe(1);
+
+    s.get('new');
+    await s.put('k', 0, valueObj('v3', 3)); // no get of 'k' just before: reads its liveness
+    expect(readLive).toHaveBeenCalledTimes(1);
+    expect(s.liveKeyCount()).toBe(2);
+    await s.put('k', 0, tombstone(4)); // still no get of 'k' since its last put: reads again
+    expect(readLive).toHaveBeenCalledTimes(2);
+    expect(s.liveKeyCount()).toBe(1);
+  });
+
+  describe('commits on a worker thread', () => {
+    it('shows each committed batch to reads on the main connection as soon as its put resolves', async () => {
+      const s = openStorage();
+      // Once a put resolves its overlay entry is gone, so these reads go to the main connection.
+      const readCommitted = vi.spyOn(s as unknown as { readCommitted(key: string): unknown }, 'readCommitted');
+      for (let i = 1; i <= 100; i++) {
+        await Promise.all([s.put('k', 0, valueObj(`v${i}`, i)), s.put(`fresh${i}`, 1, valueObj(`f${i}`))]);
+        readCommitted.mockClear();
+        expect(text(s.get('k'))).toBe(`v${i}`);
+        expect(text(s.get(`fresh${i}`))).toBe(`f${i}`);
+        expect(readCommitted).toHaveBeenCalledTimes(2);
+        expect(s.scanPartition(1)).toHaveLength(i);
+      }
+      // And they are in the file, for any other connection.
+      const raw = new Database(path.join(dir, DB_FILE_NAME), { readonly: true });
+      try {
+        expect(raw.prepare('SELECT count(*) FROM objects').pluck().get()).toBe(101);
+      } finally {
+        raw.close();
+      }
+    });
+
+    it('commits what is staged while a batch is in flight as the next batch, resolving all in order', async () => {
+      const s = openStorage();
+      await s.put('a', 0, valueObj('a1'));
+      const before = s.stats();
+      const order: string[] = [];
+      const track = (name: string, p: Promise<void>): Promise<void> => p.then(() => void order.push(name));
+
+      const first = [
+        track('1a', s.put('a', 0, valueObj('a2', 2))),
+        track('1b', s.put('b', 0, valueObj('b1'))),
+        track('1t', s.put('t', 0, valueObj('t1'))),
+      ];
+      await nextTurn();
+      expect(s.stats()).toEqual(before); // the first batch is in flight
+      const second = [
+        track('2a', s.put('a', 0, valueObj('a3', 3))), // re-staged while its earlier state is in flight
+        track('2c', s.put('c', 1, valueObj('c1'))),
+        track('2t', s.put('t', 0, tombstone(2))), // live (in flight) -> deleted
+      ];
+      expect(text(s.get('a'))).toBe('a3');
+      expect(s.get('t')!.siblings[0]!.value).toBeNull();
+      expect(s.liveKeyCount()).toBe(3);
+
+      await s.flush(); // waits for both batches
+      expect(order).toEqual(['1a', '1b', '1t', '2a', '2c', '2t']);
+      await Promise.all([...first, ...second]);
+      const after = s.stats();
+      expect(after.commits - before.commits).toBe(2);
+      expect(after.writes - before.writes).toBe(6);
+      expect(text(s.get('a'))).toBe('a3');
+      expect(s.liveKeyCount()).toBe(3);
+
+      // Both batches' liveness bookkeeping holds for later writes too.
+      await s.put('t', 0, update(s.get('t')!, {}, 'b', 1, enc('back'))); // deleted -> live
+      expect(s.liveKeyCount()).toBe(4);
+      await s.close();
+      const again = openStorage();
+      expect(again.liveKeyCount()).toBe(4);
+      expect(['a', 'b', 'c'].map((k) => text(again.get(k)))).toEqual(['a3', 'b1', 'c1']);
+    });
+
+    it('close commits both the batch in flight and what is staged behind it', async () => {
+      const s = openStorage();
+      const inFlight: Promise<void>[] = [];
+      for (let i = 0; i < 50; i++) inFlight.push(s.put(`x${i}`, i % 4, valueObj(`x${i}`)));
+      await nextTurn();
+      const staged: Promise<void>[] = [];
+      for (let i = 0; i < 50; i++) staged.push(s.put(`y${i}`, i % 4, valueObj(`y${i}`)));
+      staged.push(s.put('x0', 0, valueObj('x0 again', 2)));
+      await s.close();
+      await Promise.all([...inFlight, ...staged]);
+      expect(s.stats().writes).toBe(101);
+      const wal = path.join(dir, `${DB_FILE_NAME}-wal`);
+      expect(!fs.existsSync(wal) || fs.statSync(wal).size === 0).toBe(true);
+
+      const again = openStorage();
+      expect(again.liveKeyCount()).toBe(100);
+      expect(text(again.get('x0'))).toBe('x0 again');
+      expect(text(again.get('x49'))).toBe('x49');
+      expect(text(again.get('y49'))).toBe('y49');
+    });
+
+    it('fails only the batch that hits the size cap, not the one staged behind it', async () => {
+      const s = openStorage({ maxDataBytes: 64 * 1024 });
+      await s.put('small', 0, valueObj('kept'));
+      const before = s.stats();
+
+      const big = s.put('big', 0, valueObj(new Uint8Array(512 * 1024)));
+      const lost = s.put('small', 0, valueObj('lost', 2));
+      await nextTurn(); // that batch is in flight and will fail
+      const after = s.put('small', 0, valueObj('after', 3));
+      const other = s.put('other', 0, valueObj('fits'));
+      expect(s.liveKeyCount()).toBe(3);
+
+      await expect(big).rejects.toSatisfy(isDiskFull);
+      await expect(lost).rejects.toSatisfy(isDiskFull);
+      await expect(Promise.all([after, other])).resolves.toBeDefined();
+      expect(s.get('big')).toBeUndefined();
+      expect(text(s.get('small'))).toBe('after');
+      expect(text(s.get('other'))).toBe('fits');
+      expect(s.liveKeyCount()).toBe(2);
+      expect(s.stats()).toEqual({ commits: before.commits + 1, writes: before.writes + 2 });
+
+      // The other way round: a batch fails after the one in flight before it committed. Its keys
+      // fall back to what that batch wrote (here: 'fresh' live again, so counted again).
+      const fresh = s.put('fresh', 0, valueObj('f'));
+      await nextTurn();
+      const doomed = [s.put('fresh', 0, tombstone(2)), s.put('big2', 0, valueObj(new Uint8Array(512 * 1024)))];
+      expect(s.liveKeyCount()).toBe(3); // small, other, big2
+      await fresh;
+      for (const p of doomed) await expect(p).rejects.toSatisfy(isDiskFull);
+      expect(text(s.get('fresh'))).toBe('f');
+      expect(s.liveKeyCount()).toBe(3); // small, other, fresh
+
+      await s.close();
+      const again = openStorage({ maxDataBytes: 64 * 1024 });
+      expect(again.get('big')).toBeUndefined();
+      expect(text(again.get('small'))).toBe('after');
+      expect(again.liveKeyCount()).toBe(3);
+    });
+
+    it('rejects pending and later puts with STORAGE_FAILED when the commit thread dies, and keeps serving reads', async () => {
+      const s = openStorage();
+      await s.put('a', 0, valueObj('a'));
+      const worker = (s as unknown as { worker: Worker }).worker;
+      const pending = s.put('b', 0, valueObj('b'));
+      await nextTurn(); // in flight
+      const staged = s.put('c', 0, valueObj('c'));
+      await worker.terminate();
+      const died = (e: unknown): boolean =>
+        e instanceof NexusError && e.code === ErrorCodes.STORAGE_FAILED && /commit thread stopped/.test(e.message);
+      await expect(pending).rejects.toSatisfy(died);
+      await expect(staged).rejects.toSatisfy(died);
+      await expect(s.put('d', 0, valueObj('d'))).rejects.toSatisfy(died);
+
+      expect(text(s.get('a'))).toBe('a');
+      expect(s.get('c')).toBeUndefined();
+      expect(s.get('d')).toBeUndefined();
+      // 'b' may or may not have been committed when the thread died; the count follows the file.
+      expect(s.liveKeyCount()).toBe(s.get('b') === undefined ? 1 : 2);
+      const count = s.liveKeyCount();
+      await s.flush(); // nothing left to wait for
+      await s.close(); // no worker to stop: closes the main connection
+      expect(openStorage().liveKeyCount()).toBe(count);
+    });
   });
 });
