@@ -1,12 +1,16 @@
 // The composition root: builds a node's parts from its configuration, wires them together and
 // dispatches requests to them. It holds no replication logic of its own.
 
-import { systemClock, type Clock } from './core/clock.js';
+import { systemClock, type Clock, type TimerHandle } from './core/clock.js';
 import { maxFrameBytes, settingsFingerprint, validateNodeConfig, type NodeConfig } from './core/config.js';
 import { ErrorCodes, NexusError } from './core/errors.js';
 import { createLogger, type Logger } from './core/log.js';
 import { decodeObject, encodeObject } from './core/version.js';
 import { Coordinator } from './coordinator/coordinator.js';
+import { HandoffManager } from './handoff/manager.js';
+import { MemoryHintStore } from './handoff/memory.js';
+import type { HintStore } from './handoff/types.js';
+import { FailureDetector } from './membership/detector.js';
 import { Ring } from './ring/index.js';
 import { NodeIdentity } from './replica/identity.js';
 import { Replica } from './replica/replica.js';
@@ -23,6 +27,8 @@ export interface NodeParts {
   storage?: Storage;
   /** Defaults to the WebSocket transport on cfg.host:cfg.port. */
   transport?: Transport;
+  /** Defaults to the hint table of the SQLite storage. */
+  hints?: HintStore;
   /** Only for the SQLite default: cap the database size (tests use it to simulate a full disk). */
   maxDataBytes?: number;
 }
@@ -32,24 +38,65 @@ const INFO_TIMEOUT_MS = 1000;
 export class NexusNode {
   readonly ring: Ring;
   readonly coordinator: Coordinator;
+  readonly detector: FailureDetector;
+  readonly handoff: HandoffManager;
+  private readonly replica: Replica;
   private readonly lastInfo = new Map<string, Replies['info']>();
+  private heartbeatTimer: TimerHandle | null = null;
+  private readonly startedAt = Date.now();
   private stopped: Promise<void> | null = null;
 
   private constructor(
     readonly cfg: NodeConfig,
     readonly storage: Storage,
+    readonly hints: HintStore,
     readonly identity: NodeIdentity,
     readonly transport: Transport,
     readonly log: Logger,
     readonly clock: Clock,
   ) {
     this.ring = new Ring(cfg.cluster);
-    const replica = new Replica(storage, identity, cfg.maxSiblings);
-    this.replica = replica;
-    this.coordinator = new Coordinator({ self: cfg.id, cfg, ring: this.ring, transport, replica, clock, log });
+    const peers = cfg.cluster.members.map((m) => m.id);
+    this.detector = new FailureDetector({
+      self: cfg.id,
+      peers,
+      clock,
+      threshold: cfg.phiThreshold,
+      firstIntervalMs: cfg.heartbeatMs,
+      onChange: (peer, state, reason) => {
+        log.info({ peer, state, reason }, `node ${peer} is judged ${state} (${reason})`);
+        if (state === 'up') this.handoff.poke();
+      },
+    });
+    this.replica = new Replica(storage, identity, cfg.maxSiblings);
+    const isUp = (node: string): boolean => this.detector.isUp(node);
+    this.coordinator = new Coordinator({
+      self: cfg.id,
+      cfg,
+      ring: this.ring,
+      transport,
+      replica: this.replica,
+      identity,
+      liveness: { isUp, requestTimedOut: (node) => this.detector.requestTimedOut(node) },
+      hints: {
+        addHint: (target, key, partition, obj) => hints.addHint(target, key, partition, obj, clock.now()),
+        hintedState: (key) => hints.hintedState(key),
+      },
+      clock,
+      log,
+    });
+    this.handoff = new HandoffManager({
+      self: cfg.id,
+      store: hints,
+      transport,
+      isUp,
+      primariesOf: (key) => this.ring.primaries(this.ring.partitionOf(key)),
+      clock,
+      log,
+      ratePerSec: cfg.handoffRatePerSec,
+      windowMs: cfg.hintWindowMs,
+    });
   }
-
-  private readonly replica: Replica;
 
   /** Validates the configuration, opens storage, starts listening and dialing peers. */
   static async start(cfg: NodeConfig, parts: NodeParts = {}): Promise<NexusNode> {
@@ -79,7 +126,8 @@ export class NexusNode {
         clock,
         log,
       });
-    const node = new NexusNode(cfg, storage, identity, transport, log, clock);
+    const hints = parts.hints ?? (storage instanceof SqliteStorage ? storage.hintStore() : new MemoryHintStore());
+    const node = new NexusNode(cfg, storage, hints, identity, transport, log, clock);
     try {
       await transport.start((origin, msg, timeoutMs) => node.handle(origin, msg, timeoutMs));
     } catch (e) {
@@ -87,7 +135,14 @@ export class NexusNode {
       await storage.close().catch(() => {});
       throw new NexusError(ErrorCodes.UNREACHABLE, `cannot listen on ${cfg.host}:${cfg.port}: ${(e as Error).message}`);
     }
-    transport.onLinkChange((peer, up) => log.info({ peer, up }, up ? `link to ${peer} is up` : `link to ${peer} is down`));
+    transport.onLinkChange((peer, up) => {
+      log.info({ peer, up }, up ? `link to ${peer} is up` : `link to ${peer} is down`);
+      node.detector.linkChanged(peer, up);
+      // A fresh authenticated link is itself proof of life.
+      if (up) node.detector.heartbeat(peer);
+    });
+    node.startHeartbeats();
+    node.handoff.start();
     log.info({ port: cfg.port, actor: identity.actor, fingerprint: settingsFingerprint(cfg.cluster) }, 'node started');
     return node;
   }
@@ -95,6 +150,8 @@ export class NexusNode {
   /** Stops serving, commits what is staged, marks a clean stop and closes storage. Idempotent. */
   stop(): Promise<void> {
     this.stopped ??= (async () => {
+      this.heartbeatTimer?.cancel();
+      this.handoff.stop();
       await this.transport.stop();
       await this.storage.flush();
       this.identity.markClean();
@@ -122,16 +179,43 @@ export class NexusNode {
       }
       case 'rget': {
         requirePeer(origin, msg.t);
-        const local = this.replica.read(msg.key);
+        const local = this.coordinator.localState(msg.key);
         return { obj: local ? encodeObject(local) : null } satisfies Replies['rget'];
       }
       case 'info':
         return this.info();
+      case 'hput': {
+        requirePeer(origin, msg.t);
+        await this.hints.addHint(msg.target, msg.key, this.ring.partitionOf(msg.key), decodeObject(msg.obj), this.clock.now());
+        return {};
+      }
+      case 'handoff': {
+        requirePeer(origin, msg.t);
+        const objs = msg.items.map((i) => ({ key: i.key, obj: decodeObject(i.obj) }));
+        await Promise.all(objs.map((i) => this.replica.apply(i.key, this.ring.partitionOf(i.key), i.obj)));
+        return { applied: objs.length } satisfies Replies['handoff'];
+      }
+      case 'hb':
+        if (origin.kind === 'peer') this.detector.heartbeat(origin.id);
+        return {};
       default: {
         const never: never = msg;
         throw new NexusError(ErrorCodes.BAD_FRAME, `unknown message type ${(never as { t: string }).t}`);
       }
     }
+  }
+
+  /** Sends a heartbeat to every linked peer and re-judges them, every heartbeatMs. */
+  private startHeartbeats(): void {
+    const beat = (): void => {
+      for (const m of this.cfg.cluster.members) {
+        if (m.id === this.cfg.id || !this.transport.isConnected(m.id)) continue;
+        this.transport.request(m.id, { t: 'hb' }, Math.max(1000, this.cfg.heartbeatMs * 5)).catch(() => {});
+      }
+      this.detector.tick();
+      this.heartbeatTimer = this.clock.setTimeout(beat, this.cfg.heartbeatMs);
+    };
+    beat();
   }
 
   info(): Replies['info'] {
@@ -144,6 +228,11 @@ export class NexusNode {
       gets: this.coordinator.stats.gets,
       commits: this.storage.stats().commits,
       writes: this.storage.stats().writes,
+      standInPuts: this.coordinator.stats.standInPuts,
+      hintedWrites: this.coordinator.stats.hintedWrites,
+      hintsPending: sum(this.hints.pendingHints().values()),
+      hintsByTarget: Object.fromEntries(this.hints.pendingHints()),
+      ...this.handoffFigures(),
     };
   }
 
@@ -151,13 +240,12 @@ export class NexusNode {
   async status(): Promise<Replies['status']> {
     const nodes = await Promise.all(
       this.cfg.cluster.members.map(async (m): Promise<NodeStatus> => {
-        const base = { id: m.id, url: m.url, partitions: this.ring.ownedCount(m.id), hintsPending: 0 };
+        const base = { id: m.id, url: m.url, partitions: this.ring.ownedCount(m.id) };
         if (m.id === this.cfg.id) {
           const info = this.info();
-          return { ...base, state: 'up', ...info, keys: info.keys, pid: info.pid };
+          return { ...base, ...info, state: 'up', since: new Date(this.startedAt).toISOString(), keys: info.keys, pid: info.pid, hintsPending: info.hintsPending as number };
         }
-        const up = this.transport.isConnected(m.id);
-        if (up) {
+        if (this.transport.isConnected(m.id)) {
           try {
             this.lastInfo.set(m.id, await this.transport.request(m.id, { t: 'info' }, INFO_TIMEOUT_MS));
           } catch {
@@ -165,11 +253,33 @@ export class NexusNode {
           }
         }
         const info = this.lastInfo.get(m.id);
-        return { ...base, ...(info ?? {}), state: up ? 'up' : 'down', keys: info?.keys ?? null };
+        const view = this.detector.view(m.id)!;
+        return {
+          ...base,
+          ...(info ?? {}),
+          state: view.state,
+          since: new Date(view.since).toISOString(),
+          phi: view.phi,
+          keys: info?.keys ?? null,
+          hintsPending: (info?.hintsPending as number | undefined) ?? 0,
+        };
       }),
     );
+    // Hints waiting for each node, wherever they are held (as far as the last reports tell).
+    for (const n of nodes) n.hintsAwaiting = nodes.reduce((a, x) => a + ((x.hintsByTarget as Record<string, number> | undefined)?.[n.id] ?? 0), 0);
     return { node: this.cfg.id, nodes, n: this.ring.n, partitions: this.ring.partitions, ringEpoch: 0 };
   }
+
+  private handoffFigures(): Record<string, unknown> {
+    const h = this.handoff.stats();
+    return { hintsDelivered: h.delivered, hintsDropped: h.dropped, hintsOverdueKept: h.overdueKept, handoffInProgress: h.inProgress };
+  }
+}
+
+function sum(xs: Iterable<number>): number {
+  let t = 0;
+  for (const x of xs) t += x;
+  return t;
 }
 
 function timeoutOf(requested: number | undefined, frameTimeoutMs: number): number {

@@ -137,10 +137,13 @@ export function registerDataCommands(program: Command): void {
         const s = await client.status();
         if (mode.json) return printJson({ ok: true, ...s });
         process.stdout.write(`cluster seen by ${s.node}: N=${s.n}, ${s.partitions} partitions, ring epoch ${s.ringEpoch}\n`);
-        for (const n of s.nodes)
+        for (const n of s.nodes) {
+          const since = typeof n.since === 'string' ? ` since ${n.since.slice(11, 19)}` : '';
+          const handoff = Array.isArray(n.handoffInProgress) && n.handoffInProgress.length > 0 ? `  handing off to ${n.handoffInProgress.join(',')}` : '';
           process.stdout.write(
-            `  ${n.id.padEnd(8)} ${n.state.padEnd(5)} ${n.url.padEnd(24)} pid ${String(n.pid ?? '?').padEnd(7)} partitions ${String(n.partitions).padStart(4)}  keys ${String(n.keys ?? '?').padStart(8)}  hints ${n.hintsPending}\n`,
+            `  ${n.id.padEnd(8)} ${(n.state + since).padEnd(20)} ${n.url.padEnd(24)} pid ${String(n.pid ?? '?').padEnd(7)} partitions ${String(n.partitions).padStart(4)}  keys ${String(n.keys ?? '?').padStart(8)}  hints held ${n.hintsPending}${handoff}\n`,
           );
+        }
       } finally {
         client.close();
       }

@@ -24,6 +24,10 @@ interface StartOptions {
   durability?: string;
   maxValueBytes?: string;
   maxDataBytes?: string;
+  phiThreshold?: string;
+  heartbeatMs?: string;
+  handoffRate?: string;
+  hintWindowMs?: string;
 }
 
 function int(v: string | number | undefined, what: string): number | undefined {
@@ -70,8 +74,18 @@ export function nodeConfigFrom(o: StartOptions): { cfg: NodeConfig; maxDataBytes
   if (durability) cfg.durability = durability as Durability;
   const mvb = int(pick<string | number>(o.maxValueBytes, 'maxValueBytes'), '--max-value-bytes');
   if (mvb !== undefined) cfg.maxValueBytes = mvb;
-  for (const k of ['maxSiblings', 'requestTimeoutMs', 'defaultR', 'defaultW', 'maxInFlightPerLink', 'maxBufferedBytesPerLink'] as const)
+  for (const k of ['maxSiblings', 'requestTimeoutMs', 'defaultR', 'defaultW', 'maxInFlightPerLink', 'maxBufferedBytesPerLink', 'phiThreshold', 'heartbeatMs', 'handoffRatePerSec', 'hintWindowMs'] as const)
     if (file[k] !== undefined) (cfg as unknown as Record<string, unknown>)[k] = file[k];
+  const num = (v: string | undefined, what: string): number | undefined => {
+    if (v === undefined) return undefined;
+    const x = Number(v);
+    if (!Number.isFinite(x)) throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `${what} must be a number, got "${v}"`);
+    return x;
+  };
+  cfg.phiThreshold = num(o.phiThreshold, '--phi-threshold') ?? cfg.phiThreshold;
+  cfg.heartbeatMs = num(o.heartbeatMs, '--heartbeat-ms') ?? cfg.heartbeatMs;
+  cfg.handoffRatePerSec = num(o.handoffRate, '--handoff-rate') ?? cfg.handoffRatePerSec;
+  cfg.hintWindowMs = num(o.hintWindowMs, '--hint-window-ms') ?? cfg.hintWindowMs;
   const maxDataBytes = int(pick<string | number>(o.maxDataBytes, 'maxDataBytes'), '--max-data-bytes') ?? 0;
   return { cfg, maxDataBytes };
 }
@@ -92,6 +106,10 @@ export function registerNodeCommands(program: Command): void {
     .option('--durability <mode>', 'fsync (default: survives power loss) or os (survives a process crash)')
     .option('--max-value-bytes <bytes>', 'largest value accepted (default 1 MiB)')
     .option('--max-data-bytes <bytes>', 'cap on the database size; writes past it fail as "disk full"')
+    .option('--phi-threshold <phi>', 'failure-detector suspicion at which a peer is judged down (default 8)')
+    .option('--heartbeat-ms <ms>', 'heartbeat interval (default 200)')
+    .option('--handoff-rate <hints/s>', 'most hints delivered per second (default 10000)')
+    .option('--hint-window-ms <ms>', 'age past which a hint is dropped once a primary holds it (default 3 h)')
     .action(async (o: StartOptions) => {
       let node: NexusNode;
       try {

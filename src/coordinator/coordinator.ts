@@ -14,13 +14,34 @@ import {
   isDeleted,
   joinVV,
   liveValues,
+  emptyObject,
+  merge,
+  siblingsAfterUpdate,
+  update,
+  type VersionVector,
   type VersionedObject,
 } from '../core/version.js';
-import type { Ring } from '../ring/index.js';
+import { selectReplicas, type ReplicaChoice, type Ring } from '../ring/index.js';
+import type { NodeIdentity } from '../replica/identity.js';
 import type { Replica } from '../replica/replica.js';
 import type { GetRequest, PutRequest, Replies } from '../transport/protocol.js';
 import type { Transport } from '../transport/types.js';
 import { GetQuorum, PutQuorum } from './quorum.js';
+
+/** Who is up, as the failure detector judges it; coordinators skip nodes judged down. */
+export interface Liveness {
+  isUp(node: string): boolean;
+  /** A request to `node` timed out: a hint for the detector. */
+  requestTimedOut(node: string): void;
+}
+
+/** Where a stand-in keeps hints and how it reads them back (src/handoff). */
+export interface HintSide {
+  /** Stores a write for `target` durably on this node. */
+  addHint(target: string, key: string, partition: number, obj: VersionedObject): Promise<void>;
+  /** The merge of this node's hints for `key`, or undefined. */
+  hintedState(key: string): VersionedObject | undefined;
+}
 
 export interface CoordinatorDeps {
   self: string;
@@ -28,6 +49,9 @@ export interface CoordinatorDeps {
   ring: Ring;
   transport: Transport;
   replica: Replica;
+  identity: NodeIdentity;
+  liveness: Liveness;
+  hints: HintSide;
   clock: Clock;
   log: Logger;
 }
@@ -37,6 +61,10 @@ export interface CoordinatorStats {
   gets: number;
   forwarded: number;
   readRepairs: number;
+  /** Writes coordinated while no primary of the key was up. */
+  standInPuts: number;
+  /** Writes sent to a stand-in as a hint. */
+  hintedWrites: number;
 }
 
 /** Refuses keys the data model does not allow, naming the limit. */
@@ -48,7 +76,7 @@ export function validateKey(key: unknown): asserts key is string {
 }
 
 export class Coordinator {
-  readonly stats: CoordinatorStats = { puts: 0, gets: 0, forwarded: 0, readRepairs: 0 };
+  readonly stats: CoordinatorStats = { puts: 0, gets: 0, forwarded: 0, readRepairs: 0, standInPuts: 0, hintedWrites: 0 };
 
   constructor(private readonly d: CoordinatorDeps) {}
 
@@ -60,15 +88,29 @@ export class Coordinator {
     const w = resolveQuorum(req.w ?? cfg.defaultW, ring.n, 'W');
     const ctx = decodeContext(req.ctx);
     const partition = ring.partitionOf(req.key);
-    const primaries = ring.primaries(partition);
+    const pref = ring.preferenceList(partition);
+    const primaries = pref.slice(0, ring.n).map((e) => e.node);
+    const isUp = (node: string): boolean => this.d.liveness.isUp(node);
+    const upPrimaries = primaries.filter(isUp);
+    if (req.strict && upPrimaries.length < w) throw strictError(upPrimaries.length, primaries.length, w, 'W');
     const deadline = this.d.clock.now() + timeoutMs;
-    if (!primaries.includes(self)) {
-      if (req.fwd) throw new NexusError(ErrorCodes.INTERNAL, `node ${self} is not a replica of this key but was asked to coordinate it`);
-      return this.forward(req, primaries, deadline);
+    const isPrimary = primaries.includes(self);
+    if (!isPrimary && !req.fwd && upPrimaries.length > 0) {
+      try {
+        return await this.forward(req, upPrimaries, deadline);
+      } catch (e) {
+        // Every up primary refused before starting the write: take it as a stand-in, unless strict.
+        if (req.strict || !(e instanceof NexusError && e.details?.noPrimary)) throw e;
+      }
     }
     this.stats.puts++;
-    const write = this.d.replica.coordinate(req.key, partition, ctx, req.value);
-    const quorum = new PutQuorum(w, primaries);
+    const plan = selectReplicas(pref, ring.n, isUp);
+    const counts = req.strict ? (node: string) => primaries.includes(node) : undefined;
+    const skipped = unserved(primaries, plan);
+    const quorum = new PutQuorum(w, [...plan.map((c) => c.node), ...skipped], counts);
+    for (const node of skipped) quorum.fail(node, JUDGED_DOWN);
+    const own = isPrimary ? this.d.replica.coordinate(req.key, partition, ctx, req.value) : null;
+    const write: CoordinatedObject = own ?? this.standInWrite(req.key, ctx, req.value);
     const encoded = encodeObject(write.obj);
     // The answer's context covers what the client had seen plus its own write, never siblings it
     // has not seen (a write with it must not discard those).
@@ -89,20 +131,64 @@ export class Coordinator {
         if (quorum.succeeded() || quorum.complete()) finish();
       };
       const timer = this.d.clock.setTimeout(finish, Math.max(0, deadline - this.d.clock.now()));
-      write.durable.then(
-        () => (quorum.ack(self), check()),
-        (e: unknown) => (quorum.fail(self, NexusError.from(e).toWire()), check()),
-      );
-      for (const node of primaries) {
-        if (node === self) continue;
-        this.d.transport
-          .request(node, { t: 'rput', key: req.key, partition, obj: encoded }, Math.max(1, deadline - this.d.clock.now()))
-          .then(
-            () => (quorum.ack(node), check()),
-            (e: unknown) => (quorum.fail(node, NexusError.from(e).toWire()), check()),
-          );
+      for (const choice of plan) {
+        this.deliver(choice, req.key, partition, write.obj, encoded, own?.durable ?? null, deadline).then(
+          () => (quorum.ack(choice.node), check()),
+          (e: unknown) => (quorum.fail(choice.node, NexusError.from(e).toWire()), check()),
+        );
       }
+      if (plan.length === 0) finish();
     });
+  }
+
+  /**
+   * Puts the new object on one chosen replica: the coordinator's own staged write, a replica
+   * write to another primary, or a hint to a stand-in for a down primary.
+   */
+  private deliver(
+    choice: ReplicaChoice,
+    key: string,
+    partition: number,
+    obj: VersionedObject,
+    encoded: Uint8Array,
+    ownWrite: Promise<void> | null,
+    deadline: number,
+  ): Promise<void> {
+    const { self } = this.d;
+    if (choice.node === self) {
+      if (choice.hintFor === undefined) return ownWrite ?? this.d.replica.apply(key, partition, obj);
+      this.stats.hintedWrites++;
+      return this.d.hints.addHint(choice.hintFor, key, partition, obj);
+    }
+    const remaining = Math.max(1, deadline - this.d.clock.now());
+    const sent =
+      choice.hintFor === undefined
+        ? this.d.transport.request(choice.node, { t: 'rput', key, partition, obj: encoded }, remaining)
+        : (this.stats.hintedWrites++, this.d.transport.request(choice.node, { t: 'hput', key, partition, target: choice.hintFor, obj: encoded }, remaining));
+    return sent.then(
+      () => undefined,
+      (e: unknown) => {
+        if (e instanceof NexusError && e.code === ErrorCodes.TIMEOUT) this.d.liveness.requestTimedOut(choice.node);
+        throw e;
+      },
+    );
+  }
+
+  /**
+   * A write coordinated while no primary of the key is up. This node does not hold the key's
+   * full state, so it must not use its usual actor (whose earlier dots for the key it may not
+   * hold, and which a vector could then cover by mistake): each such write gets an actor of its
+   * own, named after the unique counter.
+   */
+  private standInWrite(key: string, ctx: VersionVector, value: Uint8Array | null): CoordinatedObject {
+    const local = this.d.hints.hintedState(key) ?? emptyObject();
+    const count = siblingsAfterUpdate(local, ctx);
+    if (count > this.d.cfg.maxSiblings)
+      throw new NexusError(ErrorCodes.TOO_MANY_SIBLINGS, `key would hold ${count} siblings, more than the limit of ${this.d.cfg.maxSiblings}: read the key and write with its context to resolve them`);
+    const counter = this.d.identity.nextCounter();
+    const actor = `${this.d.identity.actor}.${counter}`;
+    this.stats.standInPuts++;
+    return { obj: update(local, ctx, actor, counter, value), actor, counter };
   }
 
   async get(req: GetRequest, timeoutMs: number): Promise<Replies['get']> {
@@ -110,10 +196,20 @@ export class Coordinator {
     validateKey(req.key);
     const r = resolveQuorum(req.r ?? cfg.defaultR, ring.n, 'R');
     const partition = ring.partitionOf(req.key);
-    const primaries = ring.primaries(partition);
+    const pref = ring.preferenceList(partition);
+    const primaries = pref.slice(0, ring.n).map((e) => e.node);
+    const isUp = (node: string): boolean => this.d.liveness.isUp(node);
+    if (req.strict) {
+      const up = primaries.filter(isUp).length;
+      if (up < r) throw strictError(up, primaries.length, r, 'R');
+    }
     const deadline = this.d.clock.now() + timeoutMs;
     this.stats.gets++;
-    const quorum = new GetQuorum(r, primaries);
+    const plan = selectReplicas(pref, ring.n, isUp);
+    const counts = req.strict ? (node: string) => primaries.includes(node) : undefined;
+    const skipped = unserved(primaries, plan);
+    const quorum = new GetQuorum(r, [...plan.map((c) => c.node), ...skipped], counts);
+    for (const node of skipped) quorum.fail(node, JUDGED_DOWN);
 
     return new Promise<Replies['get']>((resolve, reject) => {
       let answered = false;
@@ -128,7 +224,7 @@ export class Coordinator {
         if (repaired) return;
         repaired = true;
         timer.cancel();
-        this.readRepair(req.key, partition, quorum);
+        this.readRepair(req.key, partition, quorum, primaries);
       };
       const check = (): void => {
         if (quorum.succeeded() || quorum.complete()) answer();
@@ -136,9 +232,9 @@ export class Coordinator {
       };
       // At the deadline: answer with what arrived (or fail), then repair from whatever did.
       const timer = this.d.clock.setTimeout(() => (answer(), repair()), Math.max(0, deadline - this.d.clock.now()));
-      for (const node of primaries) {
+      for (const { node } of plan) {
         if (node === self) {
-          quorum.reply(self, this.d.replica.read(req.key));
+          quorum.reply(self, this.localState(req.key));
           continue;
         }
         this.d.transport.request(node, { t: 'rget', key: req.key }, Math.max(1, deadline - this.d.clock.now())).then(
@@ -150,17 +246,31 @@ export class Coordinator {
             }
             check();
           },
-          (e: unknown) => (quorum.fail(node, NexusError.from(e).toWire()), check()),
+          (e: unknown) => {
+            if (e instanceof NexusError && e.code === ErrorCodes.TIMEOUT) this.d.liveness.requestTimedOut(node);
+            quorum.fail(node, NexusError.from(e).toWire());
+            check();
+          },
         );
       }
       check();
     });
   }
 
+  /** What this node holds for a key: its replica's state merged with any hints it keeps for it. */
+  localState(key: string): VersionedObject | undefined {
+    const own = this.d.replica.read(key);
+    const hinted = this.d.hints.hintedState(key);
+    if (!hinted) return own;
+    return own ? merge(own, hinted) : hinted;
+  }
+
   /** Sends the merged state to every replica whose reply was missing or stale. Fire and forget. */
-  private readRepair(key: string, partition: number, quorum: GetQuorum): void {
+  private readRepair(key: string, partition: number, quorum: GetQuorum, primaries: readonly string[]): void {
     const final = quorum.merged();
+    // Only primaries are repaired: a stand-in's copy is a hint on its way to its owner.
     for (const node of quorum.stale(final)) {
+      if (!primaries.includes(node)) continue;
       this.stats.readRepairs++;
       const done = node === this.d.self
         ? this.d.replica.apply(key, partition, final)
@@ -185,8 +295,29 @@ export class Coordinator {
         reasons.push(`${node}: ${err.message}`);
       }
     }
-    throw new NexusError(ErrorCodes.QUORUM_NOT_MET, `quorum not met: no primary replica of this key could coordinate the write; ${reasons.join('; ') || 'deadline passed'}`);
+    throw new NexusError(
+      ErrorCodes.QUORUM_NOT_MET,
+      `quorum not met: no primary replica of this key could coordinate the write; ${reasons.join('; ') || 'deadline passed'}`,
+      { noPrimary: reasons.length > 0 },
+    );
   }
+}
+
+interface CoordinatedObject {
+  obj: VersionedObject;
+  actor: string;
+  counter: number;
+}
+
+const JUDGED_DOWN = { code: ErrorCodes.UNREACHABLE, message: 'judged down by the failure detector, and no stand-in is up' };
+
+/** Primaries that are neither in the plan nor stood in for: down, with no fallback to take over. */
+function unserved(primaries: readonly string[], plan: readonly ReplicaChoice[]): string[] {
+  return primaries.filter((p) => !plan.some((c) => c.node === p || c.hintFor === p));
+}
+
+function strictError(up: number, n: number, needed: number, what: 'R' | 'W'): NexusError {
+  return new NexusError(ErrorCodes.QUORUM_NOT_MET, `strict quorum not met: ${up} of ${n} primaries up, ${what}=${needed} needs ${needed}`);
 }
 
 function toReply(obj: VersionedObject): Replies['get'] {

@@ -13,6 +13,10 @@ function describeFailures(failures: Failure[], missing: string[]): string {
   return parts.join('; ');
 }
 
+/** Which answers count toward R/W: all of them (sloppy), or only primaries' (strict, Riak's PR/PW). */
+export type Counts = (node: string) => boolean;
+const everyone: Counts = () => true;
+
 // Results are kept per node: a node that reports twice (or acks, then fails) counts once, first wins.
 export class PutQuorum {
   private readonly acked = new Set<string>();
@@ -21,6 +25,7 @@ export class PutQuorum {
   constructor(
     readonly w: number,
     readonly replicas: readonly string[],
+    private readonly counts: Counts = everyone,
   ) {}
 
   ack(node: string): void {
@@ -35,17 +40,22 @@ export class PutQuorum {
     return [...this.failures.values()];
   }
 
+  /** Acks that count toward W. */
   get acks(): number {
-    return this.acked.size;
+    let n = 0;
+    for (const node of this.acked) if (this.counts(node)) n++;
+    return n;
   }
 
   succeeded(): boolean {
-    return this.acked.size >= this.w;
+    return this.acks >= this.w;
   }
 
   /** True once the answer is known: W acks, or so many failures that W can no longer be reached. */
   decided(): boolean {
-    return this.succeeded() || this.replicas.length - this.failed.length < this.w;
+    if (this.succeeded()) return true;
+    const open = this.replicas.filter((r) => this.counts(r) && !this.failures.has(r)).length;
+    return open < this.w;
   }
 
   /** Every replica has acked or failed: nothing more will arrive. */
@@ -71,6 +81,7 @@ export class GetQuorum {
   constructor(
     readonly r: number,
     readonly replicas: readonly string[],
+    private readonly counts: Counts = everyone,
   ) {}
 
   /** A replica's answer: its state, or undefined for "not found" (which counts toward R). */
@@ -86,16 +97,21 @@ export class GetQuorum {
     return [...this.failures.values()];
   }
 
+  /** Replies that count toward R. */
   get answers(): number {
-    return this.replies.size;
+    let n = 0;
+    for (const node of this.replies.keys()) if (this.counts(node)) n++;
+    return n;
   }
 
   succeeded(): boolean {
-    return this.replies.size >= this.r;
+    return this.answers >= this.r;
   }
 
   decided(): boolean {
-    return this.succeeded() || this.replicas.length - this.failed.length < this.r;
+    if (this.succeeded()) return true;
+    const open = this.replicas.filter((r) => this.counts(r) && !this.failures.has(r)).length;
+    return open < this.r;
   }
 
   /** Every replica has answered or failed: nothing more will arrive. */

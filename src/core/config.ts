@@ -46,6 +46,14 @@ export interface NodeConfig {
   maxInFlightPerLink: number;
   /** Bytes a link may have queued unsent; past it new requests fail fast as OVERLOADED. */
   maxBufferedBytesPerLink: number;
+  /** Phi-accrual suspicion above which a peer is judged down. */
+  phiThreshold: number;
+  /** Interval between heartbeats to each peer, ms. */
+  heartbeatMs: number;
+  /** Most hints delivered per second by one node. */
+  handoffRatePerSec: number;
+  /** Age past which a hint is dropped once a primary is confirmed to hold its object, ms. */
+  hintWindowMs: number;
 }
 
 export const MAX_KEY_BYTES = 1024;
@@ -68,6 +76,10 @@ export function defaultNodeConfig(
     requestTimeoutMs: 5000,
     maxInFlightPerLink: 4096,
     maxBufferedBytesPerLink: 64 * 1024 * 1024,
+    phiThreshold: 8,
+    heartbeatMs: 200,
+    handoffRatePerSec: 10_000,
+    hintWindowMs: 3 * 3600_000,
     ...partial,
   };
 }
@@ -116,6 +128,11 @@ export function validateNodeConfig(cfg: NodeConfig): void {
     invalid(`requestTimeoutMs must be between 1 and 600000 (10 minutes), got ${cfg.requestTimeoutMs}`);
   if (!(cfg.maxInFlightPerLink > 0)) invalid('maxInFlightPerLink must be positive');
   if (!(cfg.maxBufferedBytesPerLink > 0)) invalid('maxBufferedBytesPerLink must be positive');
+  if (!(cfg.phiThreshold > 0 && cfg.phiThreshold <= 100)) invalid(`phiThreshold must be in (0, 100], got ${cfg.phiThreshold}`);
+  if (!(Number.isFinite(cfg.heartbeatMs) && cfg.heartbeatMs >= 10 && cfg.heartbeatMs <= 10_000))
+    invalid(`heartbeatMs must be between 10 and 10000, got ${cfg.heartbeatMs}`);
+  if (!(cfg.handoffRatePerSec >= 1)) invalid(`handoffRatePerSec must be at least 1, got ${cfg.handoffRatePerSec}`);
+  if (!(cfg.hintWindowMs >= 1000)) invalid(`hintWindowMs must be at least 1000 (1 s), got ${cfg.hintWindowMs}`);
 }
 
 /** A URL a WebSocket client can dial: ws or wss, a host, an optional valid port, nothing odd. */

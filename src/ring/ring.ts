@@ -106,15 +106,21 @@ export class Ring {
   }
 }
 
+/** A replica chosen for one request: a primary, or a fallback holding a hint for `hintFor`. */
+export interface ReplicaChoice extends PrefEntry {
+  /** For a fallback: the down primary it stands in for (the hint's intended owner). */
+  readonly hintFor?: string;
+}
+
 /**
  * The sloppy-quorum choice (riak_core_apl): the up primaries, and for each down primary the next up
  * fallback in preference order, at most n entries. A fallback is placed where the primary it stands
- * in for was, so while every down primary finds a stand-in, result[i] serves pref[i] (the hint's
- * intended owner). Fewer than n entries means too few nodes are up. Pure: liveness comes from `isUp`.
+ * in for was, and names that primary in `hintFor`. Fewer than n entries means too few nodes are up.
+ * Pure: liveness comes from `isUp`.
  */
-export function selectReplicas(pref: readonly PrefEntry[], n: number, isUp: (node: string) => boolean): PrefEntry[] {
+export function selectReplicas(pref: readonly PrefEntry[], n: number, isUp: (node: string) => boolean): ReplicaChoice[] {
   const fallbacks = pref.slice(n);
-  const chosen: PrefEntry[] = [];
+  const chosen: ReplicaChoice[] = [];
   let next = 0;
   for (const primary of pref.slice(0, n)) {
     if (isUp(primary.node)) {
@@ -122,7 +128,7 @@ export function selectReplicas(pref: readonly PrefEntry[], n: number, isUp: (nod
       continue;
     }
     while (next < fallbacks.length && !isUp(fallbacks[next].node)) next++;
-    if (next < fallbacks.length) chosen.push(fallbacks[next++]);
+    if (next < fallbacks.length) chosen.push({ ...fallbacks[next++], hintFor: primary.node });
   }
   return chosen;
 }

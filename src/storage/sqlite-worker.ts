@@ -11,13 +11,14 @@
 // (see `commitWorkerUrl` in sqlite.ts). Keeping it free of imports keeps that compiled copy valid
 // on its own. Only types are shared, and `import type` leaves nothing behind at run time.
 //
-// Protocol (one commit in flight at a time, answered in order):
-//   main → worker  { t: 'commit', rows }  rows = [key, partition, live, objBytes][], the bytes being
-//                                         views into one transferred ArrayBuffer
+// Protocol (requests carry an id; each is answered, in order, with the same id):
+//   main → worker  { t: 'commit', id, rows }  rows = [key, partition, live, objBytes][], the bytes
+//                                         being views into one transferred ArrayBuffer
+//                  { t: 'hints', id, upserts, deletes }  hint rows to write and hint ids to delete
 //                  { t: 'close' }         close the connection and exit
-//   worker → main  { t: 'done' }          the batch is committed, durable per the synchronous
+//   worker → main  { t: 'done', id }      the batch is committed, durable per the synchronous
 //                                         setting, and visible to any read transaction begun after
-//                  { t: 'failed', ... }   the batch was rolled back; code/message of the SQLite error
+//                  { t: 'failed', id, ... }  rolled back; code/message of the SQLite error
 //                  { t: 'fatal', ... }    the connection could not be opened; the worker exits
 
 import Database from 'better-sqlite3';
@@ -33,11 +34,16 @@ export interface CommitWorkerConfig {
 
 export type CommitRow = [key: string, partition: number, live: 0 | 1, obj: Uint8Array];
 
-export type ToWorker = { t: 'commit'; rows: CommitRow[] } | { t: 'close' };
+export type HintRow = [id: number, target: string, key: string, partition: number, version: number, createdAt: number, obj: Uint8Array];
+
+export type ToWorker =
+  | { t: 'commit'; id: number; rows: CommitRow[] }
+  | { t: 'hints'; id: number; upserts: HintRow[]; deletes: number[] }
+  | { t: 'close' };
 
 export type FromWorker =
-  | { t: 'done' }
-  | { t: 'failed'; code: string; message: string }
+  | { t: 'done'; id: number }
+  | { t: 'failed'; id: number; code: string; message: string }
   | { t: 'fatal'; code: string; message: string };
 
 function describe(err: unknown): { code: string; message: string } {
@@ -49,6 +55,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
   const send = (msg: FromWorker): void => port.postMessage(msg);
   let db: Database.Database;
   let commit: (rows: CommitRow[]) => void;
+  let commitHints: (upserts: HintRow[], deletes: number[]) => void;
   try {
     db = new Database(cfg.file, { timeout: cfg.busyTimeoutMs });
     // WAL is a property of the file (the main thread set it); asking again is cheap and checks it.
@@ -68,6 +75,16 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
     // BEGIN IMMEDIATE: take the write lock up front (waiting up to the busy timeout if the main
     // connection is writing metadata) rather than upgrading a read transaction mid-way.
     commit = (rows) => tx.immediate(rows);
+    const putHint = db.prepare<HintRow>(
+      `INSERT INTO hints (id, target, key, partition, version, created_at, obj) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET version = excluded.version, obj = excluded.obj`,
+    );
+    const delHint = db.prepare<[number]>('DELETE FROM hints WHERE id = ?');
+    const hintTx = db.transaction((upserts: HintRow[], deletes: number[]) => {
+      for (const row of upserts) putHint.run(...row);
+      for (const id of deletes) delHint.run(id);
+    });
+    commitHints = (upserts, deletes) => hintTx.immediate(upserts, deletes);
   } catch (err) {
     send({ t: 'fatal', ...describe(err) });
     port.close();
@@ -75,9 +92,11 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
   }
 
   port.on('message', (msg: ToWorker) => {
-    if (msg.t === 'commit') {
+    if (msg.t === 'commit' || msg.t === 'hints') {
       try {
-        commit(msg.rows); // rolls back by itself when a statement or the COMMIT fails
+        // Each rolls back by itself when a statement or the COMMIT fails.
+        if (msg.t === 'commit') commit(msg.rows);
+        else commitHints(msg.upserts, msg.deletes);
       } catch (err) {
         if (db.inTransaction) {
           try {
@@ -86,10 +105,10 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
             // The original failure is the one worth reporting.
           }
         }
-        send({ t: 'failed', ...describe(err) });
+        send({ t: 'failed', id: msg.id, ...describe(err) });
         return;
       }
-      send({ t: 'done' });
+      send({ t: 'done', id: msg.id });
     } else if (msg.t === 'close') {
       try {
         db.close();

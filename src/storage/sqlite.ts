@@ -20,8 +20,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ErrorCodes, NexusError } from '../core/errors.js';
-import { decodeObject, type VersionedObject } from '../core/version.js';
-import type { CommitRow, CommitWorkerConfig, FromWorker, ToWorker } from './sqlite-worker.js';
+import { decodeObject, encodeObject, type VersionedObject } from '../core/version.js';
+import { HintMirror } from '../handoff/mirror.js';
+import type { Hint, HintStore } from '../handoff/types.js';
+import type { CommitRow, CommitWorkerConfig, FromWorker, HintRow, ToWorker } from './sqlite-worker.js';
 import { StagedStorage, type StagedWrite } from './staging.js';
 import { SCHEMA_VERSION, type SqliteStorageOptions, type Storage } from './types.js';
 
@@ -48,6 +50,20 @@ export function commitWorkerUrl(): URL {
   throw new Error(`the storage worker script is missing (looked for ${fileURLToPath(sibling)} and ${fileURLToPath(built)}; run npm run build)`);
 }
 
+// Writes a stand-in keeps for a down primary (src/handoff): one row per (target, key), its id and
+// version chosen by the node (the in-memory mirror), loaded whole at open.
+const HINTS_SQL = `
+  CREATE TABLE hints (
+    id         INTEGER PRIMARY KEY,
+    target     TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    partition  INTEGER NOT NULL,
+    version    INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    obj        BLOB NOT NULL
+  );
+`;
+
 // The schema version lives in the file header (PRAGMA user_version) rather than in `meta`, so no
 // `setMeta` name can clobber it, and a fresh file reads as 0.
 //
@@ -66,7 +82,7 @@ const SCHEMA_SQL = `
   );
   -- For anti-entropy and handoff, which walk one partition in key order.
   CREATE INDEX objects_by_partition ON objects (partition, key);
-`;
+` + HINTS_SQL;
 
 /** What the connection is actually running with, for health output and tests. */
 export interface SqliteInfo {
@@ -93,8 +109,10 @@ interface PendingCommit {
 }
 
 export class SqliteStorage extends StagedStorage implements Storage {
-  /** The commit of the batch in flight (staging sends at most one at a time). */
-  private pending: PendingCommit | undefined;
+  /** Commits sent to the worker and not yet answered, by request id (answered in order). */
+  private readonly pending = new Map<number, PendingCommit>();
+  private nextRequest = 1;
+  private hints: HintMirror | undefined;
   /** Set by the worker's 'exit' event. */
   private workerExited = false;
   /** Set when close stops the worker: its exit is then expected. */
@@ -271,15 +289,53 @@ export class SqliteStorage extends StagedStorage implements Storage {
       rows[i] = [key, w.partition, w.live ? 1 : 0, data.subarray(offset, offset + w.bytes.length)];
       offset += w.bytes.length;
     }
+    const id = this.nextRequest++;
+    return this.request(id, batch.length, () => this.send({ t: 'commit', id, rows }, [data.buffer]));
+  }
+
+  /**
+   * The hint store kept in this file's `hints` table, loaded whole at the first call. Hint writes
+   * are group-committed on the commit worker, like object writes.
+   */
+  hintStore(): HintStore {
+    if (this.hints) return this.hints;
+    this.assertOpen();
+    const rows = this.db
+      .prepare<[], { id: number; target: string; key: string; partition: number; version: number; created_at: number; obj: Buffer }>(
+        'SELECT id, target, key, partition, version, created_at, obj FROM hints ORDER BY id',
+      )
+      .all();
+    const existing: Hint[] = rows.map((r) => ({
+      id: r.id,
+      target: r.target,
+      key: r.key,
+      partition: r.partition,
+      version: r.version,
+      createdAt: r.created_at,
+      obj: decodeStored(r.key, r.obj),
+    }));
+    this.hints = new HintMirror({ persist: (upserts, deletes) => this.persistHints(upserts, deletes) }, existing);
+    return this.hints;
+  }
+
+  private persistHints(upserts: Hint[], deletes: number[]): Promise<void> {
+    if (this.workerExited) return Promise.reject(new NexusError(ErrorCodes.STORAGE_FAILED, `storage commit thread stopped: ${this.workerError ?? 'exited'}`));
+    const rows: HintRow[] = upserts.map((h) => [h.id, h.target, h.key, h.partition, h.version, h.createdAt, encodeObject(h.obj)]);
+    const id = this.nextRequest++;
+    return this.request(id, upserts.length + deletes.length, () => this.send({ t: 'hints', id, upserts: rows, deletes }));
+  }
+
+  private request(id: number, count: number, send: () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.pending = { count: batch.length, resolve, reject };
+      this.pending.set(id, { count, resolve, reject });
       this.worker.ref();
-      this.send({ t: 'commit', rows }, [data.buffer]);
+      send();
     });
   }
 
   protected async closeStore(): Promise<void> {
     let failure: NexusError | undefined;
+    await this.hints?.flush();
     if (!this.workerExited) {
       this.stoppingWorker = true;
       try {
@@ -310,10 +366,10 @@ export class SqliteStorage extends StagedStorage implements Storage {
     switch (msg.t) {
       case 'done':
       case 'failed': {
-        const pending = this.pending;
-        this.pending = undefined;
-        this.worker.unref();
-        if (pending === undefined) return; // cannot happen: the worker answers only commits
+        const pending = this.pending.get(msg.id);
+        this.pending.delete(msg.id);
+        if (this.pending.size === 0) this.worker.unref();
+        if (pending === undefined) return; // cannot happen: the worker answers only what was sent
         if (msg.t === 'done') pending.resolve();
         else pending.reject(storageFailure(Object.assign(new Error(msg.message), { code: msg.code }), `committing ${pending.count} write(s)`));
         return;
@@ -332,9 +388,9 @@ export class SqliteStorage extends StagedStorage implements Storage {
     const cause = this.workerError ?? `it exited with code ${code}`;
     const err = new NexusError(ErrorCodes.STORAGE_FAILED, `storage commit thread stopped: ${cause}`);
     this.breakWrites(err);
-    const pending = this.pending;
-    this.pending = undefined;
-    pending?.reject(err);
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) p.reject(err);
   }
 
   /** Asks the worker to close its connection and waits for it to exit (terminating it if slow). */
@@ -369,6 +425,14 @@ function ensureSchema(db: Database.Database, file: string): void {
   if (version === 0 && hasTables === 0) {
     db.transaction(() => {
       db.exec(SCHEMA_SQL);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    })();
+    return;
+  }
+  if (version === 1) {
+    // Version 2 added the hints table; nothing else changed.
+    db.transaction(() => {
+      db.exec(HINTS_SQL);
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     })();
     return;

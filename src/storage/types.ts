@@ -52,4 +52,4 @@ export interface SqliteStorageOptions {
 }
 
 /** Bumped whenever the tables change shape; a node refuses to open a file with another version. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;

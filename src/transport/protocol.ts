@@ -49,13 +49,33 @@ export interface ReplicaGetRequest {
   key: string;
 }
 
+/** Hinted write: keep this object for `target` (a down primary) until it can be handed off. */
+export interface HintPutRequest {
+  t: 'hput';
+  key: string;
+  partition: number;
+  target: string;
+  obj: Uint8Array;
+}
+
+/** Hinted handoff: objects a stand-in kept for the receiver; merge them all, ack once durable. */
+export interface HandoffRequest {
+  t: 'handoff';
+  items: Array<{ key: string; obj: Uint8Array }>;
+}
+
+/** Heartbeat for the failure detector. */
+export interface HeartbeatRequest {
+  t: 'hb';
+}
+
 /** A node's own figures, for the status of the node that asks. */
 export interface InfoRequest {
   t: 'info';
 }
 
 export type ClientRequest = PutRequest | GetRequest | StatusRequest;
-export type PeerOnlyRequest = ReplicaPutRequest | ReplicaGetRequest | InfoRequest;
+export type PeerOnlyRequest = ReplicaPutRequest | ReplicaGetRequest | InfoRequest | HintPutRequest | HandoffRequest | HeartbeatRequest;
 export type Request = ClientRequest | PeerOnlyRequest;
 export type RequestType = Request['t'];
 
@@ -77,6 +97,9 @@ export interface Replies {
   get: { found: boolean; values: Uint8Array[]; ctx: string; siblings: number };
   status: { node: string; nodes: NodeStatus[]; n: number; partitions: number; ringEpoch: number; [extra: string]: unknown };
   rput: Record<string, never>;
+  hput: Record<string, never>;
+  handoff: { applied: number };
+  hb: Record<string, never>;
   rget: { obj: Uint8Array | null };
   info: { keys: number; pid: number; readRepairs: number; [extra: string]: unknown };
 }
@@ -171,7 +194,16 @@ export function validateRequest(raw: unknown): Request {
       return o as unknown as GetRequest;
     case 'status':
     case 'info':
+    case 'hb':
       return o as unknown as Request;
+    case 'hput':
+      if (typeof o.key !== 'string' || !Number.isInteger(o.partition) || typeof o.target !== 'string' || !isBytes(o.obj))
+        bad('hput needs key, partition, target and obj');
+      return o as unknown as HintPutRequest;
+    case 'handoff':
+      if (!Array.isArray(o.items) || !o.items.every((i: unknown) => typeof i === 'object' && i !== null && typeof (i as { key: unknown }).key === 'string' && isBytes((i as { obj: unknown }).obj)))
+        bad('handoff needs items of {key, obj}');
+      return o as unknown as HandoffRequest;
     case 'rput':
       if (typeof o.key !== 'string' || !Number.isInteger(o.partition) || !isBytes(o.obj)) bad('rput needs key, partition and obj');
       return o as unknown as ReplicaPutRequest;

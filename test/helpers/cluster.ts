@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { NexusClient, type ClientOptions } from '../../src/client/client.js';
+import { Ring } from '../../src/ring/index.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
@@ -95,6 +96,28 @@ export class TestCluster {
 
   get peers(): string {
     return this.nodes.map((n) => `${n.id}@${n.url}`).join(',');
+  }
+
+  /** The ring every node computes from these settings. */
+  ring(): Ring {
+    return new Ring({ members: this.nodes.map((n) => ({ id: n.id, url: n.url })), partitions: this.opts.partitions, n: this.opts.n });
+  }
+
+  /** A key's preference list: its N primaries, then the stand-ins in order. */
+  preference(key: string): { primaries: string[]; fallbacks: string[] } {
+    const ring = this.ring();
+    const pref = ring.preferenceList(ring.partitionOf(key)).map((e) => e.node);
+    return { primaries: pref.slice(0, this.opts.n), fallbacks: pref.slice(this.opts.n) };
+  }
+
+  /** Hints held by each running node, from each node's own status. */
+  async hintsHeld(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const n of this.nodes.filter((x) => x.proc)) {
+      const s = await this.status(n.id);
+      out[n.id] = s.nodes.find((x) => x.id === n.id)!.hintsPending;
+    }
+    return out;
   }
 
   node(id: string): NodeProc {

@@ -214,6 +214,10 @@ describe('selectReplicas', () => {
     expect(nodes(selectReplicas(pref, 3, upExcept('a', 'c')))).toEqual(['d:fallback', 'b:primary', 'e:fallback']);
   });
 
+  it('names the down primary each fallback holds hints for', () => {
+    expect(selectReplicas(pref, 3, upExcept('a', 'c')).map((e) => e.hintFor)).toEqual(['a', undefined, 'c']);
+  });
+
   it('returns fewer than N entries when too few nodes are up', () => {
     expect(nodes(selectReplicas(pref, 3, upExcept('a', 'b', 'd')))).toEqual(['e:fallback', 'c:primary']);
     expect(selectReplicas(pref, 3, upExcept('a', 'b', 'c', 'd', 'e'))).toEqual([]);
@@ -225,7 +229,7 @@ describe('selectReplicas', () => {
     const down = list[0].node;
     const chosen = selectReplicas(list, 3, (node) => node !== down);
     expect(chosen).toHaveLength(3);
-    expect(chosen[0]).toEqual(list[3]);
+    expect(chosen[0]).toEqual({ ...list[3], hintFor: down });
     expect(chosen.map((e) => e.node)).not.toContain(down);
   });
 });
