@@ -41,6 +41,7 @@ export interface HandoffStats {
 }
 
 const DELIVERY_TIMEOUT_MS = 10_000;
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
 export class HandoffManager {
   private readonly inProgress = new Set<string>();
@@ -100,10 +101,22 @@ export class HandoffManager {
     this.o.log.info({ target, pending: this.o.store.pendingHints().get(target) ?? 0 }, `handoff to ${target} started`);
     try {
       while (!this.stopped && this.o.isUp(target)) {
-        const hints = this.o.store.hintsFor(target, this.batch);
-        if (hints.length === 0) break;
+        const candidates = this.o.store.hintsFor(target, this.batch);
+        if (candidates.length === 0) break;
+        // Cap a batch by bytes too (at least one hint), so large objects never make a frame the
+        // receiver would refuse.
+        const hints: Hint[] = [];
+        const items: Array<{ key: string; obj: Uint8Array }> = [];
+        let bytes = 0;
+        for (const h of candidates) {
+          const obj = encodeObject(h.obj);
+          if (items.length > 0 && bytes + obj.length > MAX_BATCH_BYTES) break;
+          hints.push(h);
+          items.push({ key: h.key, obj });
+          bytes += obj.length;
+        }
         const batchStart = this.o.clock.now();
-        await this.o.transport.request(target, { t: 'handoff', items: hints.map((h) => ({ key: h.key, obj: encodeObject(h.obj) })) }, DELIVERY_TIMEOUT_MS);
+        await this.o.transport.request(target, { t: 'handoff', items }, DELIVERY_TIMEOUT_MS);
         const removed = this.o.store.removeHints(hints.map((h) => ({ id: h.id, version: h.version })));
         this.delivered += removed;
         sent += hints.length;
