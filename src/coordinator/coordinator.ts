@@ -4,7 +4,7 @@
 
 import type { Clock } from '../core/clock.js';
 import { MAX_KEY_BYTES, resolveQuorum, type NodeConfig } from '../core/config.js';
-import { ErrorCodes, NexusError } from '../core/errors.js';
+import { ErrorCodes, NexusError, type WireError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import {
   decodeContext,
@@ -87,28 +87,20 @@ export class Coordinator {
       throw new NexusError(ErrorCodes.VALUE_TOO_LARGE, `value is ${req.value.length} bytes; the limit is ${cfg.maxValueBytes} bytes`);
     const w = resolveQuorum(req.w ?? cfg.defaultW, ring.n, 'W');
     const ctx = decodeContext(req.ctx);
-    const partition = ring.partitionOf(req.key);
-    const pref = ring.preferenceList(partition);
-    const primaries = pref.slice(0, ring.n).map((e) => e.node);
-    const isUp = (node: string): boolean => this.d.liveness.isUp(node);
-    const upPrimaries = primaries.filter(isUp);
-    if (req.strict && upPrimaries.length < w) throw strictError(upPrimaries.length, primaries.length, w, 'W');
+    const place = this.place(req.key, req.strict, w, 'W');
+    const { partition, primaries, plan } = place;
     const deadline = this.d.clock.now() + timeoutMs;
     const isPrimary = primaries.includes(self);
-    if (!isPrimary && !req.fwd && upPrimaries.length > 0) {
+    if (!isPrimary && !req.fwd && place.upPrimaries.length > 0) {
       try {
-        return await this.forward(req, upPrimaries, deadline);
+        return await this.forward(req, place.upPrimaries, deadline);
       } catch (e) {
         // Every up primary refused before starting the write: take it as a stand-in, unless strict.
         if (req.strict || !(e instanceof NexusError && e.details?.noPrimary)) throw e;
       }
     }
     this.stats.puts++;
-    const plan = selectReplicas(pref, ring.n, isUp);
-    const counts = req.strict ? (node: string) => primaries.includes(node) : undefined;
-    const skipped = unserved(primaries, plan);
-    const quorum = new PutQuorum(w, [...plan.map((c) => c.node), ...skipped], counts);
-    for (const node of skipped) quorum.fail(node, JUDGED_DOWN);
+    const quorum = withSkipped(new PutQuorum(w, place.replicas, place.counts), place);
     const own = isPrimary ? this.d.replica.coordinate(req.key, partition, ctx, req.value) : null;
     const write: CoordinatedObject = own ?? this.standInWrite(req.key, ctx, req.value);
     const encoded = encodeObject(write.obj);
@@ -195,21 +187,11 @@ export class Coordinator {
     const { cfg, ring, self } = this.d;
     validateKey(req.key);
     const r = resolveQuorum(req.r ?? cfg.defaultR, ring.n, 'R');
-    const partition = ring.partitionOf(req.key);
-    const pref = ring.preferenceList(partition);
-    const primaries = pref.slice(0, ring.n).map((e) => e.node);
-    const isUp = (node: string): boolean => this.d.liveness.isUp(node);
-    if (req.strict) {
-      const up = primaries.filter(isUp).length;
-      if (up < r) throw strictError(up, primaries.length, r, 'R');
-    }
+    const place = this.place(req.key, req.strict, r, 'R');
+    const { partition, primaries, plan } = place;
     const deadline = this.d.clock.now() + timeoutMs;
     this.stats.gets++;
-    const plan = selectReplicas(pref, ring.n, isUp);
-    const counts = req.strict ? (node: string) => primaries.includes(node) : undefined;
-    const skipped = unserved(primaries, plan);
-    const quorum = new GetQuorum(r, [...plan.map((c) => c.node), ...skipped], counts);
-    for (const node of skipped) quorum.fail(node, JUDGED_DOWN);
+    const quorum = withSkipped(new GetQuorum(r, place.replicas, place.counts), place);
 
     return new Promise<Replies['get']>((resolve, reject) => {
       let answered = false;
@@ -255,6 +237,32 @@ export class Coordinator {
       }
       check();
     });
+  }
+
+  /**
+   * Where a request for `key` goes now: its primaries, the up ones, and the sloppy-quorum plan (up
+   * primaries, plus a stand-in for each down one). Refuses a strict request that too few primaries
+   * can serve before anything is sent.
+   */
+  private place(key: string, strict: boolean | undefined, needed: number, what: 'R' | 'W'): Placement {
+    const { ring } = this.d;
+    const partition = ring.partitionOf(key);
+    const pref = ring.preferenceList(partition);
+    const primaries = pref.slice(0, ring.n).map((e) => e.node);
+    const isUp = (node: string): boolean => this.d.liveness.isUp(node);
+    const upPrimaries = primaries.filter(isUp);
+    if (strict && upPrimaries.length < needed) throw strictError(upPrimaries.length, primaries.length, needed, what);
+    const plan = selectReplicas(pref, ring.n, isUp);
+    const skipped = unserved(primaries, plan);
+    return {
+      partition,
+      primaries,
+      upPrimaries,
+      plan,
+      skipped,
+      replicas: [...plan.map((c) => c.node), ...skipped],
+      ...(strict ? { counts: (node: string) => primaries.includes(node) } : {}),
+    };
   }
 
   /** What this node holds for a key: its replica's state merged with any hints it keeps for it. */
@@ -307,6 +315,25 @@ interface CoordinatedObject {
   obj: VersionedObject;
   actor: string;
   counter: number;
+}
+
+interface Placement {
+  partition: number;
+  primaries: string[];
+  upPrimaries: string[];
+  plan: ReplicaChoice[];
+  /** Down primaries that no stand-in covers. */
+  skipped: string[];
+  /** Everything a quorum waits on: the plan, then the skipped primaries (already failed). */
+  replicas: string[];
+  /** Set for strict requests: only primaries count. */
+  counts?: (node: string) => boolean;
+}
+
+/** Records the skipped primaries as failed, so the error names them. */
+function withSkipped<Q extends { fail(node: string, error: WireError): void }>(quorum: Q, place: Placement): Q {
+  for (const node of place.skipped) quorum.fail(node, JUDGED_DOWN);
+  return quorum;
 }
 
 const JUDGED_DOWN = { code: ErrorCodes.UNREACHABLE, message: 'judged down by the failure detector, and no stand-in is up' };

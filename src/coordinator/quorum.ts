@@ -7,122 +7,98 @@ import { emptyObject, merge, sameState, type VersionedObject } from '../core/ver
 
 export type Failure = { node: string; error: WireError };
 
-function describeFailures(failures: Failure[], missing: string[]): string {
-  const parts = failures.map((f) => `${f.node}: ${f.error.message}`);
-  for (const m of missing) parts.push(`${m}: no answer before the deadline`);
-  return parts.join('; ');
-}
-
 /** Which answers count toward R/W: all of them (sloppy), or only primaries' (strict, Riak's PR/PW). */
 export type Counts = (node: string) => boolean;
 const everyone: Counts = () => true;
 
-// Results are kept per node: a node that reports twice (or acks, then fails) counts once, first wins.
-export class PutQuorum {
-  private readonly acked = new Set<string>();
+/**
+ * What both cores share. Results are kept per node: a node that reports twice (or answers, then
+ * fails) counts once, and the first report wins.
+ */
+abstract class QuorumCore<Result> {
+  protected readonly results = new Map<string, Result>();
   private readonly failures = new Map<string, Failure>();
 
   constructor(
-    readonly w: number,
+    /** R or W. */
+    protected readonly needed: number,
     readonly replicas: readonly string[],
     private readonly counts: Counts = everyone,
   ) {}
 
-  ack(node: string): void {
-    if (!this.failures.has(node)) this.acked.add(node);
-  }
-
   fail(node: string, error: WireError): void {
-    if (!this.acked.has(node) && !this.failures.has(node)) this.failures.set(node, { node, error });
+    if (!this.results.has(node) && !this.failures.has(node)) this.failures.set(node, { node, error });
   }
 
-  private get failed(): Failure[] {
-    return [...this.failures.values()];
+  protected record(node: string, result: Result): void {
+    if (!this.failures.has(node) && !this.results.has(node)) this.results.set(node, result);
   }
 
-  /** Acks that count toward W. */
-  get acks(): number {
+  /** Results that count toward the quorum. */
+  protected get counted(): number {
     let n = 0;
-    for (const node of this.acked) if (this.counts(node)) n++;
+    for (const node of this.results.keys()) if (this.counts(node)) n++;
     return n;
   }
 
   succeeded(): boolean {
-    return this.acks >= this.w;
+    return this.counted >= this.needed;
   }
 
-  /** True once the answer is known: W acks, or so many failures that W can no longer be reached. */
+  /** True once the answer is known: enough results, or so many failures that none can be enough. */
   decided(): boolean {
     if (this.succeeded()) return true;
     const open = this.replicas.filter((r) => this.counts(r) && !this.failures.has(r)).length;
-    return open < this.w;
-  }
-
-  /** Every replica has acked or failed: nothing more will arrive. */
-  complete(): boolean {
-    return this.acked.size + this.failed.length >= this.replicas.length;
-  }
-
-  /** The one-line reason a write failed, naming what happened to each replica that did not ack. */
-  failureMessage(): string {
-    const answered = new Set([...this.acked, ...this.failed.map((f) => f.node)]);
-    const missing = this.replicas.filter((r) => !answered.has(r));
-    return (
-      `quorum not met: ${this.acks} of ${this.w} required acks (W=${this.w}, ${this.replicas.length} replicas tried); ` +
-      describeFailures(this.failed, missing)
-    );
-  }
-}
-
-export class GetQuorum {
-  private readonly replies = new Map<string, VersionedObject | undefined>();
-  private readonly failures = new Map<string, Failure>();
-
-  constructor(
-    readonly r: number,
-    readonly replicas: readonly string[],
-    private readonly counts: Counts = everyone,
-  ) {}
-
-  /** A replica's answer: its state, or undefined for "not found" (which counts toward R). */
-  reply(node: string, obj: VersionedObject | undefined): void {
-    if (!this.failures.has(node) && !this.replies.has(node)) this.replies.set(node, obj);
-  }
-
-  fail(node: string, error: WireError): void {
-    if (!this.replies.has(node) && !this.failures.has(node)) this.failures.set(node, { node, error });
-  }
-
-  private get failed(): Failure[] {
-    return [...this.failures.values()];
-  }
-
-  /** Replies that count toward R. */
-  get answers(): number {
-    let n = 0;
-    for (const node of this.replies.keys()) if (this.counts(node)) n++;
-    return n;
-  }
-
-  succeeded(): boolean {
-    return this.answers >= this.r;
-  }
-
-  decided(): boolean {
-    if (this.succeeded()) return true;
-    const open = this.replicas.filter((r) => this.counts(r) && !this.failures.has(r)).length;
-    return open < this.r;
+    return open < this.needed;
   }
 
   /** Every replica has answered or failed: nothing more will arrive. */
   complete(): boolean {
-    return this.replies.size + this.failed.length >= this.replicas.length;
+    return this.results.size + this.failures.size >= this.replicas.length;
+  }
+
+  /** "quorum not met: …", naming what happened to each replica that gave no result. */
+  protected failureText(what: string, label: 'R' | 'W', verb: string): string {
+    const parts = [...this.failures.values()].map((f) => `${f.node}: ${f.error.message}`);
+    for (const r of this.replicas) if (!this.results.has(r) && !this.failures.has(r)) parts.push(`${r}: no answer before the deadline`);
+    return (
+      `quorum not met: ${this.counted} of ${this.needed} required ${what} (${label}=${this.needed}, ${this.replicas.length} replicas ${verb}); ` +
+      parts.join('; ')
+    );
+  }
+}
+
+export class PutQuorum extends QuorumCore<true> {
+  ack(node: string): void {
+    this.record(node, true);
+  }
+
+  /** Acks that count toward W. */
+  get acks(): number {
+    return this.counted;
+  }
+
+  /** The one-line reason a write failed. */
+  failureMessage(): string {
+    return this.failureText('acks', 'W', 'tried');
+  }
+}
+
+export class GetQuorum extends QuorumCore<VersionedObject | undefined> {
+  /** A replica's answer: its state, or undefined for "not found" (which counts toward R). */
+  reply(node: string, obj: VersionedObject | undefined): void {
+    this.record(node, obj);
+  }
+
+  /** Replies that count toward R. */
+  get answers(): number {
+    return this.counted;
   }
 
   /** The merge of the replies so far: what the client gets, and what its context covers. */
   merged(): VersionedObject {
     let out = emptyObject();
-    for (const obj of this.replies.values()) if (obj) out = merge(out, obj);
+    for (const obj of this.results.values()) if (obj) out = merge(out, obj);
     return out;
   }
 
@@ -130,16 +106,11 @@ export class GetQuorum {
   stale(final: VersionedObject): string[] {
     if (final.siblings.length === 0 && Object.keys(final.vv).length === 0) return [];
     const out: string[] = [];
-    for (const [node, obj] of this.replies) if (!obj || !sameState(obj, final)) out.push(node);
+    for (const [node, obj] of this.results) if (!obj || !sameState(obj, final)) out.push(node);
     return out;
   }
 
   failureMessage(): string {
-    const answered = new Set([...this.replies.keys(), ...this.failed.map((f) => f.node)]);
-    const missing = this.replicas.filter((r) => !answered.has(r));
-    return (
-      `quorum not met: ${this.answers} of ${this.r} required replies (R=${this.r}, ${this.replicas.length} replicas asked); ` +
-      describeFailures(this.failed, missing)
-    );
+    return this.failureText('replies', 'R', 'asked');
   }
 }
