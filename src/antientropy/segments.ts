@@ -1,0 +1,168 @@
+// Segment hashes: the leaves of a partition's anti-entropy tree, kept up to date on every write.
+//
+// Each key falls in one of `segments` segments. A segment's hash is the XOR, over the keys it
+// holds, of H(key ‖ objectHash(object)). XOR makes the hash independent of write order and lets a
+// write update it from the old and new object alone: XOR out the old contribution, XOR in the new
+// one. No rescan is ever needed, and a write that leaves an object's state unchanged (a merge with
+// something older) XORs the same value out and in again: the segment does not move.
+//
+// Tombstones are objects like any other and contribute like values; only an absent key contributes
+// nothing. Hashes are 128 bits, so a false match between replicas is out of reach in practice.
+//
+// Everything here is pure; storage decides where the hashes live (one blob, or one row per
+// segment updated through `segmentDelta` in the write's own transaction).
+
+import { createHash } from 'node:crypto';
+import { ErrorCodes, NexusError } from '../core/errors.js';
+import { objectHash, type VersionedObject } from '../core/version.js';
+
+/** Segments per partition unless configured otherwise. A power of two, as the tree requires. */
+export const SEGMENTS_DEFAULT = 1024;
+
+/** Bytes in a segment hash and in a key's contribution. */
+export const HASH_BYTES = 16;
+
+/** Upper bound on segments, to keep a partition's hashes small (2^20 × 16 B = 16 MiB). */
+export const SEGMENTS_MAX = 1 << 20;
+
+export function validateSegments(segments: number): void {
+  if (!Number.isInteger(segments) || segments < 1 || segments > SEGMENTS_MAX || (segments & (segments - 1)) !== 0)
+    throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `segments must be a power of two from 1 to ${SEGMENTS_MAX}, got ${segments}`);
+}
+
+/**
+ * The segment (0..segments-1) a key falls in. sha256, not the ring's md5: keys of one partition
+ * share their md5 prefix, so reusing it would pile them into few segments; an unrelated hash
+ * spreads them evenly.
+ */
+export function segmentOf(key: string, segments: number): number {
+  const h = createHash('sha256').update('nexus-segment\u0000').update(key, 'utf8').digest().readUInt32BE(0);
+  return h % segments; // exact for a power of two ≤ 2^32: the low bits
+}
+
+/** H(key ‖ objectHash): what a key contributes to its segment, given the object's 128-bit hash. */
+export function keyHash(key: string, objHash: Uint8Array): Buffer {
+  // objHash has a fixed length, so key ‖ objHash is unambiguous without a length prefix.
+  return createHash('sha256').update(key, 'utf8').update(objHash).digest().subarray(0, HASH_BYTES);
+}
+
+/** What `key` holding `obj` contributes to its segment (also the hash exchanged per key). */
+export function keyObjectHash(key: string, obj: VersionedObject): Buffer {
+  return keyHash(key, objectHash(obj));
+}
+
+/** a ^= b, in place, over HASH_BYTES. */
+export function xorInto(a: Buffer, b: Uint8Array): void {
+  for (let i = 0; i < HASH_BYTES; i++) a[i] = a[i]! ^ b[i]!;
+}
+
+function isZero(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * The change a write makes to its segment: XOR `delta` into segment `segment`. Null when the
+ * write leaves the segment as it was (same state before and after, or absent both times).
+ */
+export function segmentDelta(
+  key: string,
+  oldObj: VersionedObject | undefined,
+  newObj: VersionedObject | undefined,
+  segments: number,
+): { segment: number; delta: Buffer } | null {
+  const delta = Buffer.alloc(HASH_BYTES);
+  if (oldObj !== undefined) xorInto(delta, keyObjectHash(key, oldObj));
+  if (newObj !== undefined) xorInto(delta, keyObjectHash(key, newObj));
+  if (isZero(delta)) return null;
+  return { segment: segmentOf(key, segments), delta };
+}
+
+/** One partition's segment hashes, held in one buffer of segments × HASH_BYTES (all zero = empty). */
+export class SegmentHashes {
+  readonly segments: number;
+  private readonly buf: Buffer;
+
+  constructor(segments: number = SEGMENTS_DEFAULT, buf?: Buffer) {
+    validateSegments(segments);
+    if (buf !== undefined && buf.length !== segments * HASH_BYTES)
+      throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `${segments} segments need ${segments * HASH_BYTES} bytes, got ${buf.length}`);
+    this.segments = segments;
+    this.buf = buf ?? Buffer.alloc(segments * HASH_BYTES);
+  }
+
+  /**
+   * Records that `key` went from `oldObj` to `newObj` (undefined = absent). Callers pass exactly
+   * what was stored before the write, or the hashes drift; `rebuild` is the check for that.
+   * Returns the segment that changed, or -1 when none did.
+   */
+  apply(key: string, oldObj: VersionedObject | undefined, newObj: VersionedObject | undefined): number {
+    const d = segmentDelta(key, oldObj, newObj, this.segments);
+    if (d === null) return -1;
+    this.xorSegment(d.segment, d.delta);
+    return d.segment;
+  }
+
+  /** XORs a delta (from `segmentDelta`) into one segment. */
+  xorSegment(segment: number, delta: Uint8Array): void {
+    this.checkIndex(segment);
+    const off = segment * HASH_BYTES;
+    for (let i = 0; i < HASH_BYTES; i++) this.buf[off + i] = this.buf[off + i]! ^ delta[i]!;
+  }
+
+  /** A copy of segment i's hash. */
+  get(i: number): Buffer {
+    this.checkIndex(i);
+    return Buffer.from(this.buf.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES));
+  }
+
+  /** Copies of every segment hash, in segment order: the tree's leaves. */
+  toArray(): Buffer[] {
+    const out: Buffer[] = [];
+    for (let i = 0; i < this.segments; i++) out.push(this.get(i));
+    return out;
+  }
+
+  equals(other: SegmentHashes): boolean {
+    return this.segments === other.segments && this.buf.equals(other.buf);
+  }
+
+  /** The segments whose hashes differ from `other`'s (a local check; exchanges use the tree). */
+  differingSegments(other: SegmentHashes): number[] {
+    if (other.segments !== this.segments)
+      throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `segment counts differ: ${this.segments} vs ${other.segments}`);
+    const out: number[] = [];
+    for (let i = 0; i < this.segments; i++) {
+      const off = i * HASH_BYTES;
+      if (this.buf.compare(other.buf, off, off + HASH_BYTES, off, off + HASH_BYTES) !== 0) out.push(i);
+    }
+    return out;
+  }
+
+  /** From scratch over every (key, object) of a partition: the startup / repair-command check. */
+  static rebuild(entries: Iterable<readonly [string, VersionedObject]>, segments: number = SEGMENTS_DEFAULT): SegmentHashes {
+    const hashes = new SegmentHashes(segments);
+    for (const [key, obj] of entries) hashes.apply(key, undefined, obj);
+    return hashes;
+  }
+
+  /** Storage form: a version byte, then the raw hashes (the segment count follows from the length). */
+  toBuffer(): Buffer {
+    return Buffer.concat([Buffer.from([FORMAT_VERSION]), this.buf]);
+  }
+
+  static fromBuffer(bytes: Uint8Array): SegmentHashes {
+    const body = bytes.length - 1;
+    if (bytes[0] !== FORMAT_VERSION || body <= 0 || body % HASH_BYTES !== 0)
+      throw new NexusError(ErrorCodes.BAD_FRAME, `segment hashes are malformed (${bytes.length} bytes)`);
+    // Copy: the hashes are mutated in place and must not alias the caller's buffer.
+    return new SegmentHashes(body / HASH_BYTES, Buffer.from(bytes.subarray(1)));
+  }
+
+  private checkIndex(i: number): void {
+    if (!Number.isInteger(i) || i < 0 || i >= this.segments)
+      throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `segment ${i} is out of range 0..${this.segments - 1}`);
+  }
+}
+
+const FORMAT_VERSION = 1;
