@@ -74,6 +74,13 @@ export abstract class StagedStorage implements Storage {
    */
   private lastReadKey: string | undefined;
   private lastReadLive = false;
+  /**
+   * Recently read or written committed states, most recent last (a Map keeps insertion order).
+   * Reads of hot keys then skip SQLite: in the core benchmark the point read was ~11% of a node's
+   * CPU during gets. Coherent because this class is the only writer: a committed row changes only
+   * when a batch lands, and landing updates (or, on failure, drops) the cached entry.
+   */
+  private readonly cache = new Map<string, VersionedObject>();
   private liveKeys: number;
   private commits = 0;
   private writes = 0;
@@ -114,7 +121,14 @@ export abstract class StagedStorage implements Storage {
     this.assertOpen();
     const staged = this.staged.get(key);
     if (staged !== undefined) return staged.obj;
-    const obj = this.readCommitted(key);
+    let obj = this.cache.get(key);
+    if (obj !== undefined) {
+      this.cache.delete(key); // move to the most recent end
+      this.cache.set(key, obj);
+    } else {
+      obj = this.readCommitted(key);
+      if (obj !== undefined) this.remember(key, obj);
+    }
     this.lastReadKey = key;
     this.lastReadLive = obj !== undefined && !isDeleted(obj);
     return obj;
@@ -287,6 +301,8 @@ export abstract class StagedStorage implements Storage {
     outcomeUnknown: boolean,
   ): void {
     for (const [key, w] of batch) {
+      if (failure === undefined) this.remember(key, w.obj);
+      else this.cache.delete(key); // unchanged, or (outcome unknown) perhaps changed: read it again
       const current = this.staged.get(key);
       if (current === w) {
         this.staged.delete(key);
@@ -310,6 +326,12 @@ export abstract class StagedStorage implements Storage {
     }
   }
 
+  private remember(key: string, obj: VersionedObject): void {
+    this.cache.delete(key);
+    this.cache.set(key, obj);
+    if (this.cache.size > CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+  }
+
   private rereadLive(key: string, fallback: boolean): boolean {
     try {
       return this.readCommittedLive(key);
@@ -318,6 +340,9 @@ export abstract class StagedStorage implements Storage {
     }
   }
 }
+
+/** Committed states kept in memory (about 300 bytes each for small values). */
+const CACHE_ENTRIES = 50_000;
 
 function asFailure(err: unknown): NexusError {
   return err instanceof NexusError ? err : new NexusError(ErrorCodes.STORAGE_FAILED, `commit failed: ${String(err)}`);

@@ -165,14 +165,13 @@ describe('SqliteStorage', () => {
   describe('commits on a worker thread', () => {
     it('shows each committed batch to reads on the main connection as soon as its put resolves', async () => {
       const s = openStorage();
-      // Once a put resolves its overlay entry is gone, so these reads go to the main connection.
-      const readCommitted = vi.spyOn(s as unknown as { readCommitted(key: string): unknown }, 'readCommitted');
+      // Read the main connection directly: `get` would answer these from the state cache.
+      const committed = (key: string): VersionedObject | undefined => (s as unknown as { readCommitted(key: string): VersionedObject | undefined }).readCommitted(key);
       for (let i = 1; i <= 100; i++) {
         await Promise.all([s.put('k', 0, valueObj(`v${i}`, i)), s.put(`fresh${i}`, 1, valueObj(`f${i}`))]);
-        readCommitted.mockClear();
+        expect(text(committed('k'))).toBe(`v${i}`);
+        expect(text(committed(`fresh${i}`))).toBe(`f${i}`);
         expect(text(s.get('k'))).toBe(`v${i}`);
-        expect(text(s.get(`fresh${i}`))).toBe(`f${i}`);
-        expect(readCommitted).toHaveBeenCalledTimes(2);
         expect(s.scanPartition(1)).toHaveLength(i);
       }
       // And they are in the file, for any other connection.
@@ -182,6 +181,24 @@ describe('SqliteStorage', () => {
       } finally {
         raw.close();
       }
+    });
+
+    it('serves hot keys from its cache of committed states, coherent with every landed write', async () => {
+      const s = openStorage();
+      const readCommitted = vi.spyOn(s as unknown as { readCommitted(key: string): unknown }, 'readCommitted');
+      await s.put('hot', 0, valueObj('v1', 1));
+      readCommitted.mockClear();
+      expect(text(s.get('hot'))).toBe('v1');
+      await s.put('hot', 0, valueObj('v2', 2));
+      expect(text(s.get('hot'))).toBe('v2');
+      expect(readCommitted).not.toHaveBeenCalled();
+      // After a reopen the cache is empty: the first read goes to the file, the next does not.
+      await s.close();
+      const again = openStorage();
+      const spy = vi.spyOn(again as unknown as { readCommitted(key: string): unknown }, 'readCommitted');
+      expect(text(again.get('hot'))).toBe('v2');
+      expect(text(again.get('hot'))).toBe('v2');
+      expect(spy).toHaveBeenCalledTimes(1);
     });
 
     it('commits what is staged while a batch is in flight as the next batch, resolving all in order', async () => {
