@@ -6,6 +6,7 @@ import { maxFrameBytes, settingsFingerprint, validateNodeConfig, type NodeConfig
 import { ErrorCodes, NexusError } from './core/errors.js';
 import { createLogger, type Logger } from './core/log.js';
 import { decodeObject, encodeObject } from './core/version.js';
+import { AntiEntropy } from './antientropy/exchange.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import { HandoffManager } from './handoff/manager.js';
 import { MemoryHintStore } from './handoff/memory.js';
@@ -40,6 +41,7 @@ export class NexusNode {
   readonly coordinator: Coordinator;
   readonly detector: FailureDetector;
   readonly handoff: HandoffManager;
+  readonly antiEntropy: AntiEntropy;
   private readonly replica: Replica;
   private readonly lastInfo = new Map<string, Replies['info']>();
   private heartbeatTimer: TimerHandle | null = null;
@@ -84,6 +86,17 @@ export class NexusNode {
       },
       clock,
       log,
+    });
+    this.antiEntropy = new AntiEntropy({
+      self: cfg.id,
+      ring: this.ring,
+      storage,
+      replica: this.replica,
+      transport,
+      isUp,
+      clock,
+      log,
+      intervalMs: cfg.antiEntropyIntervalMs,
     });
     this.handoff = new HandoffManager({
       self: cfg.id,
@@ -143,6 +156,7 @@ export class NexusNode {
     });
     node.startHeartbeats();
     node.handoff.start();
+    node.antiEntropy.start();
     log.info({ port: cfg.port, actor: identity.actor, fingerprint: settingsFingerprint(cfg.cluster) }, 'node started');
     return node;
   }
@@ -152,6 +166,7 @@ export class NexusNode {
     this.stopped ??= (async () => {
       this.heartbeatTimer?.cancel();
       this.handoff.stop();
+      this.antiEntropy.stop();
       await this.transport.stop();
       await this.storage.flush();
       this.identity.markClean();
@@ -195,6 +210,23 @@ export class NexusNode {
         await Promise.all(objs.map((i) => this.replica.apply(i.key, this.ring.partitionOf(i.key), i.obj)));
         return { applied: objs.length } satisfies Replies['handoff'];
       }
+      case 'ae-root':
+        requirePeer(origin, msg.t);
+        return this.antiEntropy.root(this.checkPartition(msg.partition));
+      case 'ae-nodes':
+        requirePeer(origin, msg.t);
+        return this.antiEntropy.nodes(this.checkPartition(msg.partition), msg.level, msg.indices);
+      case 'ae-keys':
+        requirePeer(origin, msg.t);
+        return this.antiEntropy.keys(this.checkPartition(msg.partition), msg.segments);
+      case 'ae-get':
+        requirePeer(origin, msg.t);
+        return this.antiEntropy.objects(msg.keys);
+      case 'repair': {
+        if (msg.partition !== undefined) this.checkPartition(msg.partition);
+        const report = await this.antiEntropy.round(msg.partition, true);
+        return { node: this.cfg.id, ...report } satisfies Replies['repair'];
+      }
       case 'hb':
         if (origin.kind === 'peer') this.detector.heartbeat(origin.id);
         return {};
@@ -203,6 +235,12 @@ export class NexusNode {
         throw new NexusError(ErrorCodes.BAD_FRAME, `unknown message type ${(never as { t: string }).t}`);
       }
     }
+  }
+
+  private checkPartition(p: number): number {
+    if (!Number.isInteger(p) || p < 0 || p >= this.ring.partitions)
+      throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `partition ${p} does not exist: this cluster has partitions 0..${this.ring.partitions - 1}`);
+    return p;
   }
 
   /** Sends a heartbeat to every linked peer and re-judges them, every heartbeatMs. */
@@ -233,6 +271,7 @@ export class NexusNode {
       hintsPending: sum(this.hints.pendingHints().values()),
       hintsByTarget: Object.fromEntries(this.hints.pendingHints()),
       ...this.handoffFigures(),
+      ...this.antiEntropy.stats(),
     };
   }
 

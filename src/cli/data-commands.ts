@@ -130,6 +130,31 @@ export function registerDataCommands(program: Command): void {
     }),
   );
 
+  addCommonOptions(
+    program
+      .command('repair')
+      .description('run an anti-entropy round on the answering node now, and wait for it')
+      .option('--partition <p>', 'only this partition'),
+  ).action(async (o: Common & { partition?: string }) =>
+    run(o, async (mode) => {
+      let partition: number | undefined;
+      if (o.partition !== undefined) {
+        if (!/^\d+$/.test(o.partition)) throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `--partition must be a partition number, got "${o.partition}"`);
+        partition = Number(o.partition);
+      }
+      const client = clientFrom(o);
+      try {
+        const r = await client.repair(partition);
+        if (mode.json) return printJson({ ok: true, ...r });
+        process.stdout.write(
+          `${r.node}: ${r.exchanges} exchanges, ${r.segmentsCompared} segments compared, ${r.keysRepaired} keys repaired, ${r.bytesSent} bytes sent, ${r.bytesReceived} received\n`,
+        );
+      } finally {
+        client.close();
+      }
+    }),
+  );
+
   addCommonOptions(program.command('status').description('the cluster as the answering node sees it')).action(async (o: Common) =>
     run(o, async (mode) => {
       const client = clientFrom(o);

@@ -28,6 +28,7 @@ interface StartOptions {
   heartbeatMs?: string;
   handoffRate?: string;
   hintWindowMs?: string;
+  aeIntervalMs?: string;
 }
 
 function int(v: string | number | undefined, what: string): number | undefined {
@@ -74,7 +75,7 @@ export function nodeConfigFrom(o: StartOptions): { cfg: NodeConfig; maxDataBytes
   if (durability) cfg.durability = durability as Durability;
   const mvb = int(pick<string | number>(o.maxValueBytes, 'maxValueBytes'), '--max-value-bytes');
   if (mvb !== undefined) cfg.maxValueBytes = mvb;
-  for (const k of ['maxSiblings', 'requestTimeoutMs', 'defaultR', 'defaultW', 'maxInFlightPerLink', 'maxBufferedBytesPerLink', 'phiThreshold', 'heartbeatMs', 'handoffRatePerSec', 'hintWindowMs'] as const)
+  for (const k of ['maxSiblings', 'requestTimeoutMs', 'defaultR', 'defaultW', 'maxInFlightPerLink', 'maxBufferedBytesPerLink', 'phiThreshold', 'heartbeatMs', 'handoffRatePerSec', 'hintWindowMs', 'antiEntropyIntervalMs'] as const)
     if (file[k] !== undefined) (cfg as unknown as Record<string, unknown>)[k] = file[k];
   const num = (v: string | undefined, what: string): number | undefined => {
     if (v === undefined) return undefined;
@@ -86,6 +87,7 @@ export function nodeConfigFrom(o: StartOptions): { cfg: NodeConfig; maxDataBytes
   cfg.heartbeatMs = num(o.heartbeatMs, '--heartbeat-ms') ?? cfg.heartbeatMs;
   cfg.handoffRatePerSec = num(o.handoffRate, '--handoff-rate') ?? cfg.handoffRatePerSec;
   cfg.hintWindowMs = num(o.hintWindowMs, '--hint-window-ms') ?? cfg.hintWindowMs;
+  cfg.antiEntropyIntervalMs = num(o.aeIntervalMs, '--ae-interval-ms') ?? cfg.antiEntropyIntervalMs;
   const maxDataBytes = int(pick<string | number>(o.maxDataBytes, 'maxDataBytes'), '--max-data-bytes') ?? 0;
   return { cfg, maxDataBytes };
 }
@@ -110,6 +112,7 @@ export function registerNodeCommands(program: Command): void {
     .option('--heartbeat-ms <ms>', 'heartbeat interval (default 200)')
     .option('--handoff-rate <hints/s>', 'most hints delivered per second (default 10000)')
     .option('--hint-window-ms <ms>', 'age past which a hint is dropped once a primary holds it (default 3 h)')
+    .option('--ae-interval-ms <ms>', 'time between background anti-entropy rounds (default 10000)')
     .action(async (o: StartOptions) => {
       let node: NexusNode;
       try {

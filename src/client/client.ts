@@ -83,6 +83,11 @@ export class NexusClient {
     await this.call('put', { t: 'put', key, value: null, ...writeFields({ ...o, context }, this.timeoutMs) }, false, o.timeoutMs);
   }
 
+  /** Runs an anti-entropy round on the answering node now (optionally one partition) and reports it. */
+  async repair(partition?: number, timeoutMs = 120_000): Promise<Replies['repair']> {
+    return this.call('repair', { t: 'repair', ...(partition !== undefined ? { partition } : {}) }, false, timeoutMs);
+  }
+
   async status(): Promise<Replies['status']> {
     return this.call('status', { t: 'status' }, true);
   }

@@ -54,6 +54,8 @@ export interface NodeConfig {
   handoffRatePerSec: number;
   /** Age past which a hint is dropped once a primary is confirmed to hold its object, ms. */
   hintWindowMs: number;
+  /** Time between background anti-entropy rounds, ms. */
+  antiEntropyIntervalMs: number;
 }
 
 export const MAX_KEY_BYTES = 1024;
@@ -80,6 +82,7 @@ export function defaultNodeConfig(
     heartbeatMs: 200,
     handoffRatePerSec: 10_000,
     hintWindowMs: 3 * 3600_000,
+    antiEntropyIntervalMs: 10_000,
     ...partial,
   };
 }
@@ -133,6 +136,7 @@ export function validateNodeConfig(cfg: NodeConfig): void {
     invalid(`heartbeatMs must be between 10 and 10000, got ${cfg.heartbeatMs}`);
   if (!(cfg.handoffRatePerSec >= 1)) invalid(`handoffRatePerSec must be at least 1, got ${cfg.handoffRatePerSec}`);
   if (!(cfg.hintWindowMs >= 1000)) invalid(`hintWindowMs must be at least 1000 (1 s), got ${cfg.hintWindowMs}`);
+  if (!(cfg.antiEntropyIntervalMs >= 100)) invalid(`antiEntropyIntervalMs must be at least 100, got ${cfg.antiEntropyIntervalMs}`);
 }
 
 /** A URL a WebSocket client can dial: ws or wss, a host, an optional valid port, nothing odd. */

@@ -28,7 +28,12 @@ export interface StagedWrite {
    * was staged) changes that row, and when it lands this is updated to that state's liveness.
    */
   committedLive: boolean;
+  /** The committed state this entry falls back to (same rules as `committedLive`), for listeners. */
+  committedObj: VersionedObject | undefined;
 }
+
+/** Told of every change of a key's visible state (staged or committed), in order. */
+export type ChangeListener = (key: string, partition: number, before: VersionedObject | undefined, after: VersionedObject | undefined) => void;
 
 interface Waiter {
   resolve: () => void;
@@ -81,6 +86,8 @@ export abstract class StagedStorage implements Storage {
    * when a batch lands, and landing updates (or, on failure, drops) the cached entry.
    */
   private readonly cache = new Map<string, VersionedObject>();
+  private lastReadObj: VersionedObject | undefined;
+  private readonly listeners: ChangeListener[] = [];
   private liveKeys: number;
   private commits = 0;
   private writes = 0;
@@ -131,6 +138,7 @@ export abstract class StagedStorage implements Storage {
     }
     this.lastReadKey = key;
     this.lastReadLive = obj !== undefined && !isDeleted(obj);
+    this.lastReadObj = obj;
     return obj;
   }
 
@@ -141,22 +149,33 @@ export abstract class StagedStorage implements Storage {
     const prev = this.staged.get(key);
     let bytes: Buffer;
     let committedLive: boolean;
+    let committedObj: VersionedObject | undefined;
     try {
       bytes = encodeObject(obj);
-      if (prev !== undefined) committedLive = prev.committedLive;
-      else if (this.lastReadKey === key) committedLive = this.lastReadLive;
-      else committedLive = this.readCommittedLive(key);
+      if (prev !== undefined) {
+        committedLive = prev.committedLive;
+        committedObj = prev.committedObj;
+      } else if (this.lastReadKey === key) {
+        committedLive = this.lastReadLive;
+        committedObj = this.lastReadObj;
+      } else if (this.listeners.length > 0) {
+        committedObj = this.cache.get(key) ?? this.readCommitted(key);
+        committedLive = committedObj !== undefined && !isDeleted(committedObj);
+      } else {
+        committedLive = this.readCommittedLive(key);
+      }
       if (this.lastReadKey === key) this.lastReadKey = undefined;
     } catch (err) {
       return Promise.reject(NexusError.from(err));
     }
+    this.emit(key, partition, prev !== undefined ? prev.obj : committedObj, obj);
     const wasLive = prev !== undefined ? prev.live : committedLive;
     const live = !isDeleted(obj);
     this.liveKeys += Number(live) - Number(wasLive);
     // A later put of the same key in this tick replaces the entry: only the latest state is
     // written, and every put's promise settles with the batch that carries it. (If the key's
     // earlier state is in flight, that batch still writes it; this entry goes in the next one.)
-    this.staged.set(key, { partition, obj, bytes, live, committedLive });
+    this.staged.set(key, { partition, obj, bytes, live, committedLive, committedObj });
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     if (this.scheduled === undefined) this.scheduled = setImmediate(() => this.runFlush());
     return done;
@@ -309,12 +328,18 @@ export abstract class StagedStorage implements Storage {
         if (failure !== undefined) {
           const committedLive = outcomeUnknown ? this.rereadLive(key, w.committedLive) : w.committedLive;
           this.liveKeys += Number(committedLive) - Number(w.live);
+          if (this.listeners.length > 0) this.emit(key, w.partition, w.obj, outcomeUnknown ? this.rereadObj(key, w.committedObj) : w.committedObj);
         }
       } else if (current !== undefined) {
         // Re-staged while this batch was in flight: the entry stays for the next batch, and the
         // row it would fall back to is now whatever this batch left.
-        if (failure === undefined) current.committedLive = w.live;
-        else if (outcomeUnknown) current.committedLive = this.rereadLive(key, current.committedLive);
+        if (failure === undefined) {
+          current.committedLive = w.live;
+          current.committedObj = w.obj;
+        } else if (outcomeUnknown) {
+          current.committedLive = this.rereadLive(key, current.committedLive);
+          current.committedObj = this.rereadObj(key, current.committedObj);
+        }
       }
     }
     if (failure === undefined) {
@@ -323,6 +348,23 @@ export abstract class StagedStorage implements Storage {
       for (const w of waiters) w.resolve();
     } else {
       for (const w of waiters) w.reject(failure);
+    }
+  }
+
+  /** Registers a listener for visible-state changes (anti-entropy's segment hashes). */
+  onChange(listener: ChangeListener): void {
+    this.listeners.push(listener);
+  }
+
+  private emit(key: string, partition: number, before: VersionedObject | undefined, after: VersionedObject | undefined): void {
+    for (const l of this.listeners) l(key, partition, before, after);
+  }
+
+  private rereadObj(key: string, fallback: VersionedObject | undefined): VersionedObject | undefined {
+    try {
+      return this.readCommitted(key);
+    } catch {
+      return fallback;
     }
   }
 

@@ -32,6 +32,13 @@ export interface Storage {
   /** Sets a metadata value durably (always fully synced, whatever the durability setting). */
   setMeta(name: string, value: string): void;
 
+  /**
+   * Calls `listener` on every change of a key's visible state, in order: when a put is staged
+   * (before = the previous visible state), and when a failed batch reverts it. Listeners must be
+   * cheap and must not call back into the storage.
+   */
+  onChange(listener: (key: string, partition: number, before: VersionedObject | undefined, after: VersionedObject | undefined) => void): void;
+
   /** Counters for status and benchmarks: transactions committed and writes they carried. */
   stats(): { commits: number; writes: number };
 

@@ -64,6 +64,33 @@ export interface HandoffRequest {
   items: Array<{ key: string; obj: Uint8Array }>;
 }
 
+/** Anti-entropy, asked by the replica that runs an exchange of one partition. */
+export interface AeRootRequest {
+  t: 'ae-root';
+  partition: number;
+}
+export interface AeNodesRequest {
+  t: 'ae-nodes';
+  partition: number;
+  level: number;
+  indices: number[];
+}
+export interface AeKeysRequest {
+  t: 'ae-keys';
+  partition: number;
+  segments: number[];
+}
+export interface AeGetRequest {
+  t: 'ae-get';
+  keys: string[];
+}
+
+/** A client asks a node to run an anti-entropy round now and report it. */
+export interface RepairRequest {
+  t: 'repair';
+  partition?: number;
+}
+
 /** Heartbeat for the failure detector. */
 export interface HeartbeatRequest {
   t: 'hb';
@@ -74,8 +101,18 @@ export interface InfoRequest {
   t: 'info';
 }
 
-export type ClientRequest = PutRequest | GetRequest | StatusRequest;
-export type PeerOnlyRequest = ReplicaPutRequest | ReplicaGetRequest | InfoRequest | HintPutRequest | HandoffRequest | HeartbeatRequest;
+export type ClientRequest = PutRequest | GetRequest | StatusRequest | RepairRequest;
+export type PeerOnlyRequest =
+  | ReplicaPutRequest
+  | ReplicaGetRequest
+  | InfoRequest
+  | HintPutRequest
+  | HandoffRequest
+  | HeartbeatRequest
+  | AeRootRequest
+  | AeNodesRequest
+  | AeKeysRequest
+  | AeGetRequest;
 export type Request = ClientRequest | PeerOnlyRequest;
 export type RequestType = Request['t'];
 
@@ -100,6 +137,11 @@ export interface Replies {
   hput: Record<string, never>;
   handoff: { applied: number };
   hb: Record<string, never>;
+  'ae-root': { segments: number; hash: Uint8Array };
+  'ae-nodes': { hashes: Uint8Array[] };
+  'ae-keys': { keys: Array<[string, Uint8Array]> };
+  'ae-get': { objs: Array<[string, Uint8Array | null]> };
+  repair: { node: string; exchanges: number; segmentsCompared: number; keysRepaired: number; bytesSent: number; bytesReceived: number };
   rget: { obj: Uint8Array | null };
   info: { keys: number; pid: number; readRepairs: number; [extra: string]: unknown };
 }
@@ -169,6 +211,7 @@ function optional(o: Record<string, unknown>, field: string, check: (x: unknown)
 const isString = (x: unknown): boolean => typeof x === 'string';
 const isBytes = (x: unknown): boolean => x instanceof Uint8Array;
 const isBool = (x: unknown): boolean => typeof x === 'boolean';
+const isIntArray = (x: unknown): boolean => Array.isArray(x) && x.every((i) => Number.isInteger(i) && i >= 0);
 const isPositive = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x > 0;
 
 /** Checks a decoded message against the union; unknown types are refused by name. */
@@ -200,6 +243,21 @@ export function validateRequest(raw: unknown): Request {
       if (typeof o.key !== 'string' || !Number.isInteger(o.partition) || typeof o.target !== 'string' || !isBytes(o.obj))
         bad('hput needs key, partition, target and obj');
       return o as unknown as HintPutRequest;
+    case 'ae-root':
+      if (!Number.isInteger(o.partition)) bad('ae-root needs a partition');
+      return o as unknown as AeRootRequest;
+    case 'ae-nodes':
+      if (!Number.isInteger(o.partition) || !Number.isInteger(o.level) || !isIntArray(o.indices)) bad('ae-nodes needs partition, level and indices');
+      return o as unknown as AeNodesRequest;
+    case 'ae-keys':
+      if (!Number.isInteger(o.partition) || !isIntArray(o.segments)) bad('ae-keys needs partition and segments');
+      return o as unknown as AeKeysRequest;
+    case 'ae-get':
+      if (!Array.isArray(o.keys) || !o.keys.every((k: unknown) => typeof k === 'string')) bad('ae-get needs a list of keys');
+      return o as unknown as AeGetRequest;
+    case 'repair':
+      optional(o, 'partition', (x) => Number.isInteger(x) && (x as number) >= 0);
+      return o as unknown as RepairRequest;
     case 'handoff':
       if (!Array.isArray(o.items) || !o.items.every((i: unknown) => typeof i === 'object' && i !== null && typeof (i as { key: unknown }).key === 'string' && isBytes((i as { obj: unknown }).obj)))
         bad('handoff needs items of {key, obj}');
@@ -216,4 +274,4 @@ export function validateRequest(raw: unknown): Request {
 }
 
 /** Request types a client may send; the rest are for authenticated peers only. */
-export const CLIENT_REQUESTS: ReadonlySet<string> = new Set<RequestType>(['put', 'get', 'status']);
+export const CLIENT_REQUESTS: ReadonlySet<string> = new Set<RequestType>(['put', 'get', 'status', 'repair']);

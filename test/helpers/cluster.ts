@@ -110,6 +110,16 @@ export class TestCluster {
     return { primaries: pref.slice(0, this.opts.n), fallbacks: pref.slice(this.opts.n) };
   }
 
+  /** Live keys each running node stores, from each node's own status. */
+  async keysHeld(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const n of this.nodes.filter((x) => x.proc)) {
+      const s = await this.status(n.id);
+      out[n.id] = s.nodes.find((x) => x.id === n.id)!.keys ?? -1;
+    }
+    return out;
+  }
+
   /** Hints held by each running node, from each node's own status. */
   async hintsHeld(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
