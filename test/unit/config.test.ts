@@ -4,6 +4,7 @@
 // among the members — always as an INVALID_ARGUMENT NexusError with a message naming the problem.
 // Also pins down quorum name resolution, the settings fingerprint and the --peers parser.
 
+import { expectNexusError } from '../helpers/errors.js';
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import {
@@ -31,17 +32,7 @@ function config(overrides: Partial<NodeConfig> = {}): NodeConfig {
 }
 
 /** Expects INVALID_ARGUMENT whose message matches `pattern`. */
-function expectInvalid(f: () => unknown, pattern?: RegExp): void {
-  let thrown: unknown;
-  try {
-    f();
-  } catch (e) {
-    thrown = e;
-  }
-  expect(thrown, 'expected a throw').toBeInstanceOf(NexusError);
-  expect((thrown as NexusError).code).toBe(ErrorCodes.INVALID_ARGUMENT);
-  if (pattern) expect((thrown as NexusError).message).toMatch(pattern);
-}
+const expectInvalid = (f: () => unknown, pattern?: RegExp): void => void expectNexusError(f, ErrorCodes.INVALID_ARGUMENT, pattern);
 
 describe('validateClusterSettings', () => {
   it('accepts sound settings', () => {

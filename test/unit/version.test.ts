@@ -10,6 +10,7 @@
 // - a collected tombstone that survived somewhere never hides a later write with a fresh counter;
 // - encodings round-trip, hashes ignore vector key order, and malformed input is refused by code.
 
+import { expectNexusError } from '../helpers/errors.js';
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { pack } from 'msgpackr';
@@ -66,16 +67,7 @@ function expectWellFormed(o: VersionedObject): void {
   for (const s of o.siblings) expect(covers(o.vv, s.actor, s.counter)).toBe(true);
 }
 
-function expectCode(f: () => unknown, code: string): void {
-  let thrown: unknown;
-  try {
-    f();
-  } catch (e) {
-    thrown = e;
-  }
-  expect(thrown, 'expected a throw').toBeInstanceOf(NexusError);
-  expect((thrown as NexusError).code).toBe(code);
-}
+const expectCode = (f: () => unknown, code: string): void => void expectNexusError(f, code);
 
 const withReversedVV = (o: VersionedObject): VersionedObject => ({
   vv: Object.fromEntries(Object.entries(o.vv).reverse()),
