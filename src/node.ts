@@ -250,7 +250,7 @@ export class NexusNode {
         if (m.id === this.cfg.id || !this.transport.isConnected(m.id)) continue;
         this.transport.request(m.id, { t: 'hb' }, Math.max(1000, this.cfg.heartbeatMs * 5)).catch(() => {});
       }
-      this.detector.tick();
+      this.detector.tick(this.cfg.heartbeatMs);
       this.heartbeatTimer = this.clock.setTimeout(beat, this.cfg.heartbeatMs);
     };
     beat();

@@ -24,7 +24,7 @@ export interface HandoffOptions {
   log: Logger;
   /** Most hints delivered per second per node (default 10,000). */
   ratePerSec?: number;
-  /** Hints per handoff message (default 500). */
+  /** Hints per handoff message (default 500; 100 measured slower and no gentler on foreground p99). */
   batchSize?: number;
   /** Age past which a hint is dropped once confirmed on a primary (default 3 h). */
   windowMs?: number;

@@ -59,6 +59,11 @@ export class FailureDetector {
     const p = this.peers.get(peer);
     if (!p) return;
     const now = this.opts.clock.now();
+    if (p.state === 'down') {
+      // Start the history afresh: the outage is not a heartbeat interval, and learning it would
+      // make the next failure take far longer to detect.
+      p.detector = new PhiAccrualDetector(this.opts);
+    }
     p.detector.heartbeat(now);
     p.linkOpen = true;
     if (p.state === 'down') this.transition(peer, p, 'up', 'heartbeat received');
@@ -78,10 +83,20 @@ export class FailureDetector {
     if (p) this.judge(peer, p);
   }
 
-  /** Re-judges every peer; call at least once per heartbeat interval. */
-  tick(): void {
+  /**
+   * Re-judges every peer; call once per heartbeat interval. A tick that comes far later than
+   * expected means this node itself was paused (SIGSTOP, a long stall): the silence is ours, not
+   * the peers', and their heartbeats are still queued unread, so this tick judges no one.
+   */
+  tick(expectedGapMs?: number): void {
+    const now = this.opts.clock.now();
+    const late = expectedGapMs !== undefined && this.lastTick !== null && now - this.lastTick > 3 * expectedGapMs;
+    this.lastTick = now;
+    if (late) return;
     for (const [id, p] of this.peers) this.judge(id, p);
   }
+
+  private lastTick: number | null = null;
 
   views(): PeerView[] {
     const now = this.opts.clock.now();

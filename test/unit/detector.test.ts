@@ -104,4 +104,34 @@ describe('FailureDetector', () => {
     fd.requestTimedOut('b');
     expect(fd.isUp('b')).toBe(false);
   });
+
+  it('forgets the outage when a peer comes back, so the next failure is detected as fast', () => {
+    const { clock, fd, beat } = setup();
+    const detect = (): number => {
+      beat('b', 50);
+      const stoppedAt = clock.t;
+      while (fd.isUp('b')) {
+        clock.t += 50;
+        fd.tick();
+      }
+      return clock.t - stoppedAt;
+    };
+    const first = detect();
+    clock.t += 20_000; // a long outage
+    const second = detect();
+    expect(second).toBe(first);
+  });
+
+  it('judges no one on a tick that comes far too late: the pause was its own', () => {
+    const { clock, fd, beat } = setup();
+    beat('b', 20);
+    fd.tick(200);
+    clock.t += 10_000; // this process was stopped; b's heartbeats wait unread in the socket
+    fd.tick(200);
+    expect(fd.isUp('b')).toBe(true);
+    fd.heartbeat('b');
+    clock.t += 200;
+    fd.tick(200);
+    expect(fd.isUp('b')).toBe(true);
+  });
 });
