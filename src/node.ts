@@ -94,6 +94,7 @@ export class NexusNode {
       replica: this.replica,
       transport,
       isUp,
+      upForMs: (node) => (this.detector.isUp(node) ? (node === cfg.id ? Infinity : clock.now() - this.detector.view(node)!.since) : 0),
       clock,
       log,
       intervalMs: cfg.antiEntropyIntervalMs,
@@ -284,7 +285,8 @@ export class NexusNode {
           const info = this.info();
           return { ...base, ...info, state: 'up', since: new Date(this.startedAt).toISOString(), keys: info.keys, pid: info.pid, hintsPending: info.hintsPending as number };
         }
-        if (this.transport.isConnected(m.id)) {
+        // Ask only peers judged up: a frozen peer with an open link would hold the answer a second.
+        if (this.transport.isConnected(m.id) && this.detector.isUp(m.id)) {
           try {
             this.lastInfo.set(m.id, await this.transport.request(m.id, { t: 'info' }, INFO_TIMEOUT_MS));
           } catch {

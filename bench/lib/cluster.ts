@@ -1,7 +1,9 @@
 // A local Nexus cluster for benchmarks: K `nexus start` processes on free ports with their data
 // and logs in one temp folder. `start` returns once every node's status shows every node up;
 // `stop` stops the nodes (SIGTERM, then SIGKILL) and removes the folder. Nodes that outlive an
-// aborted run are killed by the exit hook in cleanup.ts.
+// aborted run are killed by the exit hook in cleanup.ts. Single nodes can be signalled (kill -9,
+// SIGTERM, SIGSTOP/SIGCONT) and restarted on the same port and data folder, for the failure
+// benchmarks.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync } from 'node:fs';
@@ -21,6 +23,8 @@ export interface ClusterOptions {
   partitions?: number;
   /** Extra node.js flags for every node process (e.g. --cpu-prof). */
   nodeFlags?: string[];
+  /** Extra `nexus start` arguments for every node (e.g. --handoff-rate 20000). */
+  nodeArgs?: string[];
   readyTimeoutMs?: number;
   /** Keep the data folder (and logs) after stop, e.g. to read the logs. */
   keep?: boolean;
@@ -46,6 +50,8 @@ export async function freePorts(k: number): Promise<number[]> {
 
 export class LocalCluster {
   private stopped = false;
+  private readonly ports: number[] = [];
+  private options: ClusterOptions | undefined;
 
   private constructor(
     readonly ids: string[],
@@ -55,6 +61,7 @@ export class LocalCluster {
     private readonly keep: boolean,
   ) {}
 
+  /** The pids of the current node processes (a restarted node's new pid; a stopped node's last). */
   get pids(): number[] {
     return this.procs.map((p) => p.pid!).filter((p) => p !== undefined);
   }
@@ -68,32 +75,112 @@ export class LocalCluster {
     const peers = ids.map((id, i) => `${id}@${urls[i]}`).join(',');
     const procs: ChildProcess[] = [];
     const cluster = new LocalCluster(ids, urls, dir, procs, o.keep ?? false);
+    cluster.ports.push(...ports);
+    cluster.options = o;
     try {
-      for (const [i, id] of ids.entries()) {
-        const log = openSync(join(dir, `${id}.log`), 'a');
-        const args = [
-          ...(o.nodeFlags ?? []),
-          o.mainScript,
-          'start',
-          '--id', id,
-          '--port', String(ports[i]),
-          '--data', join(dir, id),
-          '--peers', peers,
-          '--durability', o.durability,
-          ...(o.n !== undefined ? ['--n', String(o.n)] : []),
-          ...(o.partitions !== undefined ? ['--partitions', String(o.partitions)] : []),
-        ];
-        const child = spawn(process.execPath, args, { stdio: ['ignore', log, log], env: { ...process.env, NEXUS_SECRET: '' } });
-        closeSync(log); // the child holds its own descriptor
-        trackChild(child);
-        procs.push(child);
-      }
+      for (const i of ids.keys()) procs.push(cluster.spawnNode(i, peers));
       await cluster.waitReady(o.readyTimeoutMs ?? 30_000);
       return cluster;
     } catch (e) {
       await cluster.stop();
       throw e;
     }
+  }
+
+  private spawnNode(i: number, peers = this.ids.map((id, j) => `${id}@${this.urls[j]}`).join(',')): ChildProcess {
+    const o = this.options!;
+    const id = this.ids[i]!;
+    const log = openSync(this.logPath(i), 'a');
+    const args = [
+      ...(o.nodeFlags ?? []),
+      o.mainScript,
+      'start',
+      '--id', id,
+      '--port', String(this.ports[i]),
+      '--data', join(this.dir, id),
+      '--peers', peers,
+      '--durability', o.durability,
+      ...(o.n !== undefined ? ['--n', String(o.n)] : []),
+      ...(o.partitions !== undefined ? ['--partitions', String(o.partitions)] : []),
+      ...(o.nodeArgs ?? []),
+    ];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', log, log], env: { ...process.env, NEXUS_SECRET: '' } });
+    closeSync(log); // the child holds its own descriptor
+    trackChild(child);
+    return child;
+  }
+
+  /** Index of a node id. */
+  indexOf(id: string): number {
+    const i = this.ids.indexOf(id);
+    if (i < 0) throw new Error(`no node ${id}`);
+    return i;
+  }
+
+  /** The node's log file (its stdout and stderr, pino JSON lines). */
+  logPath(i: number): string {
+    return join(this.dir, `${this.ids[i]}.log`);
+  }
+
+  /** The current process of node i. */
+  pidOf(i: number): number {
+    return this.procs[i]!.pid!;
+  }
+
+  isRunning(i: number): boolean {
+    return isRunning(this.procs[i]!);
+  }
+
+  /** Sends a signal to node i. SIGKILL and SIGTERM resolve once the process exited; others at once. */
+  async signal(i: number, sig: NodeJS.Signals): Promise<void> {
+    const p = this.procs[i]!;
+    if (!isRunning(p)) return;
+    if (sig !== 'SIGKILL' && sig !== 'SIGTERM') {
+      p.kill(sig);
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      if (sig === 'SIGTERM') p.kill('SIGCONT'); // a stopped process could not act on SIGTERM
+      p.kill(sig);
+    });
+  }
+
+  /**
+   * Starts node i again (same port, data folder and log) after it exited. Returns at once, with the
+   * time the process was spawned (Date.now()); `waitServing` waits for it to answer.
+   */
+  restart(i: number): number {
+    if (isRunning(this.procs[i]!)) throw new Error(`node ${this.ids[i]} is still running`);
+    const spawnedAt = Date.now();
+    this.procs[i] = this.spawnNode(i);
+    return spawnedAt;
+  }
+
+  /** Waits until node i answers status (and, with `allUp`, sees every node up). */
+  async waitServing(i: number, timeoutMs = 30_000, allUp = false): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const client = new NexusClient({ nodes: [this.urls[i]!], timeoutMs: 1000 });
+    try {
+      for (;;) {
+        if (!isRunning(this.procs[i]!)) throw new Error(`node ${this.ids[i]} exited: ${this.logTail(i)}`);
+        try {
+          const s = await client.status();
+          if (!allUp || s.nodes.every((n) => n.state === 'up')) return;
+        } catch {
+          // not listening yet
+        }
+        if (Date.now() > deadline) throw new Error(`node ${this.ids[i]} not serving within ${timeoutMs} ms: ${this.logTail(i)}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    } finally {
+      client.close();
+    }
+  }
+
+  /** Waits until every running node sees every node up (after a restart). */
+  async waitAllUp(timeoutMs = 30_000): Promise<void> {
+    for (const i of this.ids.keys()) await this.waitServing(i, timeoutMs, true);
   }
 
   /** Each node's own figures (commits, writes, coordinated puts…) from one node's status. */
@@ -109,6 +196,7 @@ export class LocalCluster {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    for (const p of this.procs) if (isRunning(p)) p.kill('SIGCONT'); // a SIGSTOPped node could not act on SIGTERM
     await Promise.all(this.procs.map((p) => stopChild(p, 10_000)));
     if (!this.keep) removeDir(this.dir);
   }

@@ -19,6 +19,15 @@ export interface LoadOptions {
   maxErrors?: number;
   /** How long to wait for stragglers after the window before giving up on them (default 15 s). */
   drainMs?: number;
+  /** Called when the measured window starts (after the warm-up), e.g. to restart a node then. */
+  onMeasureStart?: () => void;
+  /** Ends the window early when it settles (durationMs is then the longest window). */
+  until?: Promise<unknown>;
+  /**
+   * Called for every request completed inside the window with its completion time
+   * (performance.now(), ms) and latency (µs), e.g. to take percentiles over a sub-interval.
+   */
+  onOp?: (endMs: number, latencyUs: number) => void;
 }
 
 export interface LoadResult {
@@ -81,7 +90,9 @@ export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: Load
       const t1 = performance.now();
       if (phase === 'measure') {
         ops++;
-        hist.recordValue(Math.max(1, Math.round((t1 - t0) * 1000)));
+        const us = Math.max(1, Math.round((t1 - t0) * 1000));
+        hist.recordValue(us);
+        o.onOp?.(t1, us);
       }
     }
   };
@@ -106,6 +117,8 @@ export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: Load
       phase = 'measure';
       tStart = performance.now();
       cpuStart = snap();
+      o.onMeasureStart?.();
+      o.until?.then(end, end);
     }, o.warmupMs);
     const t2 = setTimeout(end, o.warmupMs + o.durationMs);
   });

@@ -1,6 +1,7 @@
 // What the benchmark ran on, and CPU time per process, so figures from different machines (and
 // the share of the cores each side used) can be compared honestly.
 
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
@@ -87,5 +88,19 @@ export async function waitForQuiet(maxBusyCores: number, timeoutMs: number, samp
     const busyCores = (b - a) / (sampleMs / 1000);
     const waitedMs = performance.now() - t0;
     if (busyCores <= maxBusyCores || waitedMs >= timeoutMs) return { busyCores: Math.round(busyCores * 100) / 100, waitedMs: Math.round(waitedMs) };
+  }
+}
+
+/**
+ * The source the benchmark ran: HEAD's commit and whether src/ had uncommitted changes (dist/ is
+ * built from the working tree, so a dirty src/ means figures of code that is in no commit).
+ */
+export function sourceVersion(root: string): { commit: string; srcDirty: boolean | null } {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return { commit, srcDirty: dirty.length > 0 };
+  } catch {
+    return { commit: 'unknown', srcDirty: null };
   }
 }

@@ -25,6 +25,8 @@ export interface AntiEntropyOptions {
   replica: Replica;
   transport: Transport;
   isUp: (node: string) => boolean;
+  /** How long `node` has been judged up, ms (0 when down). */
+  upForMs: (node: string) => number;
   clock: Clock;
   log: Logger;
   /** Time between background rounds, ms (default 10 s). */
@@ -116,6 +118,9 @@ export class AntiEntropy {
       for (const p of parts) {
         for (const peer of this.o.ring.primaries(p)) {
           if (this.stopped || peer === this.o.self || !this.o.isUp(peer) || (!all && peer < this.o.self)) continue;
+          // A peer that has just come back is first brought up to date by hinted handoff; a
+          // background exchange now would move the same objects a second time.
+          if (!all && this.o.upForMs(peer) < 3 * (this.o.intervalMs ?? 10_000)) continue;
           try {
             add(report, await this.exchange(p, peer));
           } catch (e) {

@@ -46,9 +46,19 @@ export function keyHash(key: string, objHash: Uint8Array): Buffer {
   return createHash('sha256').update(key, 'utf8').update(objHash).digest().subarray(0, HASH_BYTES);
 }
 
+// Objects are never mutated (every write and merge makes a new one), and a state usually comes
+// by twice — as `after` when written, then as `before` when the next write replaces it (storage
+// hands back the same instance) — so each object's contribution is computed once. Keyed by the
+// object itself, so entries go away with it.
+const contributions = new WeakMap<VersionedObject, { key: string; hash: Buffer }>();
+
 /** What `key` holding `obj` contributes to its segment (also the hash exchanged per key). */
 export function keyObjectHash(key: string, obj: VersionedObject): Buffer {
-  return keyHash(key, objectHash(obj));
+  const known = contributions.get(obj);
+  if (known !== undefined && known.key === key) return known.hash;
+  const hash = keyHash(key, objectHash(obj));
+  contributions.set(obj, { key, hash });
+  return hash;
 }
 
 /** a ^= b, in place, over HASH_BYTES. */

@@ -22,6 +22,8 @@ export class HintMirror implements HintStore {
   private readonly byId = new Map<number, Hint>();
   private readonly byTargetKey = new Map<string, number>();
   private readonly byKey = new Map<string, Set<number>>();
+  /** Hint ids per target, oldest first: delivery and counts never walk other targets' hints. */
+  private readonly byTarget = new Map<string, Set<number>>();
   private nextId = 1;
   private dirty = new Set<number>();
   private deleted = new Set<number>();
@@ -60,9 +62,8 @@ export class HintMirror implements HintStore {
 
   hintsFor(target: string, limit: number): Hint[] {
     const out: Hint[] = [];
-    for (const h of this.byId.values()) {
-      if (h.target !== target) continue;
-      out.push({ ...h });
+    for (const id of this.byTarget.get(target) ?? []) {
+      out.push({ ...this.byId.get(id)! });
       if (out.length >= limit) break;
     }
     return out;
@@ -89,6 +90,9 @@ export class HintMirror implements HintStore {
       const ids = this.byKey.get(h.key)!;
       ids.delete(id);
       if (ids.size === 0) this.byKey.delete(h.key);
+      const forTarget = this.byTarget.get(h.target)!;
+      forTarget.delete(id);
+      if (forTarget.size === 0) this.byTarget.delete(h.target);
       this.dirty.delete(id);
       this.deleted.add(id);
       removed++;
@@ -100,7 +104,7 @@ export class HintMirror implements HintStore {
 
   pendingHints(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const h of this.byId.values()) out.set(h.target, (out.get(h.target) ?? 0) + 1);
+    for (const [target, ids] of this.byTarget) out.set(target, ids.size);
     return out;
   }
 
@@ -128,6 +132,9 @@ export class HintMirror implements HintStore {
     let ids = this.byKey.get(h.key);
     if (!ids) this.byKey.set(h.key, (ids = new Set()));
     ids.add(h.id);
+    let forTarget = this.byTarget.get(h.target);
+    if (!forTarget) this.byTarget.set(h.target, (forTarget = new Set()));
+    forTarget.add(h.id);
     if (h.id >= this.nextId) this.nextId = h.id + 1;
   }
 
