@@ -11,11 +11,10 @@
 //
 //   npm run bench:core [-- --duration 5 --json --out bench/results]
 
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { NexusClient } from '../src/client/client.js';
 import { encodeRequest } from '../src/transport/codec.js';
 import type { NodeStatus, PutRequest } from '../src/transport/protocol.js';
@@ -24,9 +23,8 @@ import { EchoServers, QuorumEchoClient } from './lib/echo.js';
 import { runClosedLoop, type LoadResult } from './lib/load.js';
 import { machineInfo, waitForQuiet } from './lib/machine.js';
 import { computeBars, formatUs, markdownReport, type CoreResults, type PhasePair } from './lib/report.js';
+import { CLI_MAIN, positive, ROOT } from './lib/args.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'); // dist/bench/core.js -> project
-const CLI_MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const ECHO_SERVER = join(ROOT, 'dist', 'bench', 'lib', 'echo-server.js');
 
 const NODES = 3;
@@ -47,14 +45,6 @@ interface Options {
   profile: boolean;
   keepData: boolean;
   quietTimeout: number;
-}
-
-function positive(what: string, integer: boolean) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new InvalidArgumentError(`${what} must be a positive ${integer ? 'integer' : 'number'}`);
-    return n;
-  };
 }
 
 function parseArgs(): Options {

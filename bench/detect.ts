@@ -13,11 +13,10 @@
 //
 //   npm run bench:detect [-- --trials 7 --soak 600 --json --out bench/results]
 
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { NexusClient } from '../src/client/client.js';
 import type { NodeStatus } from '../src/transport/protocol.js';
 import { LocalCluster } from './lib/cluster.js';
@@ -27,9 +26,8 @@ import { cpuSecondsOf, machineBusySeconds, machineInfo, sourceVersion, waitForQu
 import { NodeClients } from './lib/nodes.js';
 import { formatUs } from './lib/report.js';
 import { medianMax, summarize, type LatencySummary } from './lib/stats.js';
+import { CLI_MAIN, positive, ROOT } from './lib/args.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'); // dist/bench/detect.js -> project
-const CLI_MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
 const NODES = 3;
 const N = 3;
@@ -52,15 +50,6 @@ interface Options {
   json: boolean;
   out: string;
   keepData: boolean;
-}
-
-function positive(what: string, integer: boolean, allowZero = false) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || (allowZero ? n < 0 : n <= 0) || (integer && !Number.isInteger(n)))
-      throw new InvalidArgumentError(`${what} must be a ${allowZero ? 'non-negative' : 'positive'} ${integer ? 'integer' : 'number'}`);
-    return n;
-  };
 }
 
 function parseArgs(): Options {

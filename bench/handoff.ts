@@ -16,8 +16,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { NexusClient } from '../src/client/client.js';
 import { Ring, selectReplicas } from '../src/ring/index.js';
 import type { NodeStatus } from '../src/transport/protocol.js';
@@ -28,9 +27,8 @@ import { cpuSecondsOf, machineBusySeconds, machineInfo, sourceVersion, waitForQu
 import { NodeClients } from './lib/nodes.js';
 import { formatUs } from './lib/report.js';
 import { summarize, type LatencySummary } from './lib/stats.js';
+import { CLI_MAIN, positive, ROOT } from './lib/args.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'); // dist/bench/handoff.js -> project
-const CLI_MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
 const N = 3;
 const PARTITIONS = 64;
@@ -57,14 +55,6 @@ interface Options {
   out: string;
   keepData: boolean;
   profile: boolean;
-}
-
-function positive(what: string, integer: boolean) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new InvalidArgumentError(`${what} must be a positive ${integer ? 'integer' : 'number'}`);
-    return n;
-  };
 }
 
 function parseArgs(): Options {
