@@ -45,7 +45,7 @@ export class NexusNode {
   private readonly replica: Replica;
   private readonly lastInfo = new Map<string, Replies['info']>();
   private heartbeatTimer: TimerHandle | null = null;
-  private readonly startedAt = Date.now();
+  private readonly startedAt: number;
   private stopped: Promise<void> | null = null;
 
   private constructor(
@@ -57,6 +57,7 @@ export class NexusNode {
     readonly log: Logger,
     readonly clock: Clock,
   ) {
+    this.startedAt = clock.now();
     this.ring = new Ring(cfg.cluster);
     const peers = cfg.cluster.members.map((m) => m.id);
     this.detector = new FailureDetector({

@@ -128,7 +128,7 @@ export class AntiEntropy {
           }
         }
       }
-      if (partition === undefined) this.lastRound = { at: Date.now(), ms: Math.round(this.o.clock.now() - started), repaired: report.keysRepaired };
+      if (partition === undefined) this.lastRound = { at: this.o.clock.now(), ms: Math.round(this.o.clock.now() - started), repaired: report.keysRepaired };
       if (report.keysRepaired > 0) this.o.log.info(report, `anti-entropy repaired ${report.keysRepaired} keys`);
       return report;
     };
