@@ -28,7 +28,6 @@ import { formatUs } from './lib/report.js';
 import { medianMax, summarize, type LatencySummary } from './lib/stats.js';
 import { CLI_MAIN, positive, ROOT } from './lib/args.js';
 
-
 const NODES = 3;
 const N = 3;
 const PARTITIONS = 64;

@@ -29,7 +29,6 @@ import { formatUs } from './lib/report.js';
 import { summarize, type LatencySummary } from './lib/stats.js';
 import { CLI_MAIN, positive, ROOT } from './lib/args.js';
 
-
 const N = 3;
 const PARTITIONS = 64;
 const W = 2;

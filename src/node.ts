@@ -259,6 +259,8 @@ export class NexusNode {
   }
 
   info(): Replies['info'] {
+    const pending = this.hints.pendingHints();
+    const written = this.storage.stats();
     return {
       keys: this.storage.liveKeyCount(),
       pid: process.pid,
@@ -266,12 +268,12 @@ export class NexusNode {
       coordinatedPuts: this.coordinator.stats.puts,
       forwardedPuts: this.coordinator.stats.forwarded,
       gets: this.coordinator.stats.gets,
-      commits: this.storage.stats().commits,
-      writes: this.storage.stats().writes,
+      commits: written.commits,
+      writes: written.writes,
       standInPuts: this.coordinator.stats.standInPuts,
       hintedWrites: this.coordinator.stats.hintedWrites,
-      hintsPending: sum(this.hints.pendingHints().values()),
-      hintsByTarget: Object.fromEntries(this.hints.pendingHints()),
+      hintsPending: sum(pending.values()),
+      hintsByTarget: Object.fromEntries(pending),
       ...this.handoffFigures(),
       ...this.antiEntropy.stats(),
     };
