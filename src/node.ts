@@ -4,6 +4,7 @@
 import { systemClock, type Clock, type TimerHandle } from './core/clock.js';
 import { maxFrameBytes, settingsFingerprint, validateNodeConfig, type NodeConfig } from './core/config.js';
 import { ErrorCodes, NexusError } from './core/errors.js';
+import { LoadMonitor } from './core/load.js';
 import { createLogger, type Logger } from './core/log.js';
 import { decodeObject, encodeObject } from './core/version.js';
 import { AntiEntropy } from './antientropy/exchange.js';
@@ -42,6 +43,7 @@ export class NexusNode {
   readonly detector: FailureDetector;
   readonly handoff: HandoffManager;
   readonly antiEntropy: AntiEntropy;
+  private readonly load: LoadMonitor;
   private readonly replica: Replica;
   private readonly lastInfo = new Map<string, Replies['info']>();
   private heartbeatTimer: TimerHandle | null = null;
@@ -58,6 +60,7 @@ export class NexusNode {
     readonly clock: Clock,
   ) {
     this.startedAt = clock.now();
+    this.load = new LoadMonitor({ clock, maxInFlight: Math.max(64, cfg.maxInFlightPerLink / 4) });
     this.ring = new Ring(cfg.cluster);
     const peers = cfg.cluster.members.map((m) => m.id);
     this.detector = new FailureDetector({
@@ -99,6 +102,8 @@ export class NexusNode {
       clock,
       log,
       intervalMs: cfg.antiEntropyIntervalMs,
+      tombstoneGraceMs: cfg.tombstoneGraceMs,
+      isOverloaded: () => this.load.overloaded(),
     });
     this.handoff = new HandoffManager({
       self: cfg.id,
@@ -118,10 +123,17 @@ export class NexusNode {
     validateNodeConfig(cfg);
     const log = parts.log ?? createLogger(cfg.id);
     const clock = parts.clock ?? systemClock;
-    const storage = parts.storage ?? SqliteStorage.open({ dir: cfg.dataDir, durability: cfg.durability, maxDataBytes: parts.maxDataBytes ?? 0 });
+    const storage =
+      parts.storage ?? SqliteStorage.open({ dir: cfg.dataDir, durability: cfg.durability, maxDataBytes: parts.maxDataBytes ?? 0, now: () => clock.now() });
     let identity: NodeIdentity;
     try {
       identity = NodeIdentity.open(storage, cfg.id, cfg.cluster, log);
+      if (cfg.checkSegments) {
+        const all = Array.from({ length: cfg.cluster.partitions }, (_, i) => i);
+        const bad = await storage.checkSegments(all);
+        if (bad.length === 0) log.info({ partitions: all.length }, 'segment hashes checked: all match the data');
+        else log.warn({ partitions: bad }, `segment hashes of ${bad.length} partitions differed from the data and were corrected`);
+      }
     } catch (e) {
       await storage.close().catch(() => {});
       throw e;
@@ -159,6 +171,7 @@ export class NexusNode {
     node.startHeartbeats();
     node.handoff.start();
     node.antiEntropy.start();
+    node.load.start();
     log.info({ port: cfg.port, actor: identity.actor, fingerprint: settingsFingerprint(cfg.cluster) }, 'node started');
     return node;
   }
@@ -169,6 +182,7 @@ export class NexusNode {
       this.heartbeatTimer?.cancel();
       this.handoff.stop();
       this.antiEntropy.stop();
+      this.load.stop();
       await this.transport.stop();
       await this.storage.flush();
       this.identity.markClean();
@@ -183,9 +197,9 @@ export class NexusNode {
     if (this.stopped) throw new NexusError(ErrorCodes.STOPPING, `node ${this.cfg.id} is stopping`);
     switch (msg.t) {
       case 'put':
-        return this.coordinator.put(msg, timeoutOf(msg.timeoutMs, frameTimeoutMs));
+        return this.load.track(this.coordinator.put(msg, timeoutOf(msg.timeoutMs, frameTimeoutMs)));
       case 'get':
-        return this.coordinator.get(msg, timeoutOf(msg.timeoutMs, frameTimeoutMs));
+        return this.load.track(this.coordinator.get(msg, timeoutOf(msg.timeoutMs, frameTimeoutMs)));
       case 'status':
         return this.status();
       case 'rput': {
@@ -214,7 +228,7 @@ export class NexusNode {
       }
       case 'ae-root':
         requirePeer(origin, msg.t);
-        return this.antiEntropy.root(this.checkPartition(msg.partition));
+        return this.antiEntropy.root(this.checkPartition(msg.partition), origin.id);
       case 'ae-nodes':
         requirePeer(origin, msg.t);
         return this.antiEntropy.nodes(this.checkPartition(msg.partition), msg.level, msg.indices);
@@ -224,6 +238,9 @@ export class NexusNode {
       case 'ae-get':
         requirePeer(origin, msg.t);
         return this.antiEntropy.objects(msg.keys);
+      case 'ae-done':
+        requirePeer(origin, msg.t);
+        return this.antiEntropy.done(this.checkPartition(msg.partition), origin.id);
       case 'repair': {
         if (msg.partition !== undefined) this.checkPartition(msg.partition);
         const report = await this.antiEntropy.round(msg.partition, true);
@@ -261,6 +278,7 @@ export class NexusNode {
   info(): Replies['info'] {
     const pending = this.hints.pendingHints();
     const written = this.storage.stats();
+    const traffic = this.transport.peerTraffic();
     return {
       keys: this.storage.liveKeyCount(),
       pid: process.pid,
@@ -276,6 +294,9 @@ export class NexusNode {
       hintsByTarget: Object.fromEntries(pending),
       ...this.handoffFigures(),
       ...this.antiEntropy.stats(),
+      peerBytesSent: traffic.sent,
+      peerBytesReceived: traffic.received,
+      ...this.load.stats(),
     };
   }
 
@@ -330,6 +351,6 @@ function timeoutOf(requested: number | undefined, frameTimeoutMs: number): numbe
   return Math.max(1, Math.min(requested ?? frameTimeoutMs, frameTimeoutMs, 10 * 60_000));
 }
 
-function requirePeer(origin: Origin, t: string): void {
+function requirePeer(origin: Origin, t: string): asserts origin is Extract<Origin, { kind: 'peer' }> {
   if (origin.kind !== 'peer') throw new NexusError(ErrorCodes.BAD_FRAME, `message type "${t}" is only for cluster members`);
 }

@@ -4,6 +4,15 @@
 // bytes per second. Each exchange compares Merkle roots, descends only into differing subtrees,
 // swaps the (key, hash) lists of the differing segments, then moves only the objects that differ,
 // merged by version vector, in both directions.
+//
+// Tombstone collection also lives here, because only exchanges can tell that every replica holds
+// a tombstone. An exchange that completes leaves both sides holding at least what the other held
+// when its snapshot was taken, so each node remembers, per partition and peer, the time of its
+// own snapshot in the last completed exchange. A tombstone stored before that time on every other
+// replica's record, and older than the grace period, is collected: its row goes and a reaped
+// record stays, which later writes merge against and which exchanges list under the tombstone's
+// hash — so a replica that still holds the tombstone sees no difference, and nothing is shipped
+// back and forth. Reaped records are forgotten one grace period after collection.
 
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { NexusError } from '../core/errors.js';
@@ -15,7 +24,7 @@ import type { Storage } from '../storage/types.js';
 import type { Replies } from '../transport/protocol.js';
 import type { Transport } from '../transport/types.js';
 import { diffKeys, findDifferences, repairPlan, type KeyHashes, type RemoteSegments } from './compare.js';
-import { keyObjectHash, SEGMENTS_DEFAULT, SegmentHashes, segmentOf } from './segments.js';
+import type { SegmentHashes } from './segments.js';
 import { SegmentTree } from './tree.js';
 
 export interface AntiEntropyOptions {
@@ -33,7 +42,13 @@ export interface AntiEntropyOptions {
   intervalMs?: number;
   /** Bytes per second an exchange may move (default 10 MB/s). */
   bytesPerSec?: number;
-  segments?: number;
+  /**
+   * How long a tombstone is kept after every replica holds it, and a reaped record after that,
+   * ms (default 6 h; longer than the hint window, so no hint can bring a collected value back).
+   */
+  tombstoneGraceMs?: number;
+  /** While true, background rounds are skipped (the node is overloaded). */
+  isOverloaded?: () => boolean;
 }
 
 export interface ExchangeReport {
@@ -43,6 +58,12 @@ export interface ExchangeReport {
   bytesSent: number;
   bytesReceived: number;
 }
+
+/** Tombstone grace unless configured: longer than the default 3 h hint window. */
+export const TOMBSTONE_GRACE_DEFAULT_MS = 6 * 3600_000;
+
+/** Tombstones collected per partition per round, so one round stays short. */
+const COLLECT_BATCH = 1000;
 
 const REQUEST_TIMEOUT_MS = 10_000;
 const TREE_TTL_MS = 2000;
@@ -60,7 +81,6 @@ function add(into: ExchangeReport, r: ExchangeReport): void {
 }
 
 export class AntiEntropy {
-  private readonly hashes = new Map<number, SegmentHashes>();
   /** Trees served to peers, kept briefly so one exchange sees one snapshot. */
   private readonly served = new Map<number, { tree: SegmentTree; at: number }>();
   private readonly totals = emptyReport();
@@ -68,20 +88,34 @@ export class AntiEntropy {
   private running: Promise<ExchangeReport> | null = null;
   private timer: TimerHandle | null = null;
   private stopped = false;
-  private readonly segments: number;
+  /**
+   * Per partition and peer: when this node took its snapshot for the last exchange with that peer
+   * that completed. Every tombstone stored here before then is held by the peer too. Kept in
+   * memory: after a restart collection waits for new exchanges, which is only slower.
+   */
+  private readonly synced = new Map<number, Map<string, number>>();
+  /** Responder side: when this node served the root to a peer, until the peer says it is done. */
+  private readonly servedRoots = new Map<string, number>();
+  private tombstonesCollected = 0;
+  private reapedForgotten = 0;
+  private pausedRounds = 0;
 
-  constructor(private readonly o: AntiEntropyOptions) {
-    this.segments = o.segments ?? SEGMENTS_DEFAULT;
-    // Segment hashes start from the stored data, then follow every change of visible state.
-    for (const p of o.ring.partitionsReplicatedBy(o.self)) this.hashes.set(p, SegmentHashes.rebuild(o.storage.scanPartition(p), this.segments));
-    o.storage.onChange((key, partition, before, after) => this.of(partition).apply(key, before, after));
-  }
-
+  constructor(private readonly o: AntiEntropyOptions) {}
   start(): void {
     const next = (): void => {
       if (this.stopped) return;
       this.timer = this.o.clock.setTimeout(() => {
-        this.round(undefined, false).finally(next);
+        if (this.o.isOverloaded?.()) {
+          // Repair can wait; foreground requests cannot. Try again next interval.
+          this.pausedRounds++;
+          this.o.log.debug('anti-entropy round skipped: node overloaded');
+          next();
+          return;
+        }
+        this.round(undefined, false)
+          .then(() => this.collect())
+          .catch((e: unknown) => this.o.log.warn({ err: NexusError.from(e).message }, 'tombstone collection failed'))
+          .finally(next);
       }, this.o.intervalMs ?? 10_000);
     };
     next();
@@ -102,7 +136,38 @@ export class AntiEntropy {
       aeKeysRepaired: this.totals.keysRepaired,
       aeBytesSent: this.totals.bytesSent,
       aeBytesReceived: this.totals.bytesReceived,
+      aeRoundsPaused: this.pausedRounds,
+      tombstonesCollected: this.tombstonesCollected,
+      reapedKept: this.o.storage.reapedCount(),
+      reapedForgotten: this.reapedForgotten,
     };
+  }
+
+  /**
+   * Collects the tombstones every replica is known to hold and that are older than the grace
+   * period, then forgets reaped records older than it. Returns how many tombstones went.
+   */
+  async collect(): Promise<number> {
+    const now = this.o.clock.now();
+    const grace = this.o.tombstoneGraceMs ?? TOMBSTONE_GRACE_DEFAULT_MS;
+    let collected = 0;
+    for (const p of this.o.ring.partitionsReplicatedBy(this.o.self)) {
+      if (this.stopped) break;
+      let before = now - grace;
+      for (const peer of this.o.ring.primaries(p)) {
+        if (peer === this.o.self) continue;
+        const at = this.synced.get(p)?.get(peer);
+        before = at === undefined ? -Infinity : Math.min(before, at);
+      }
+      if (before === -Infinity) continue;
+      for (const [key, obj] of this.o.storage.tombstones(p, before, COLLECT_BATCH)) {
+        if (await this.o.storage.collect(key, p, obj)) collected++;
+      }
+    }
+    this.tombstonesCollected += collected;
+    this.reapedForgotten += await this.o.storage.forgetReaped(now - grace);
+    if (collected > 0) this.o.log.info({ collected }, `collected ${collected} tombstones`);
+    return collected;
   }
 
   /**
@@ -143,7 +208,7 @@ export class AntiEntropy {
     const started = this.o.clock.now();
     const report = emptyReport();
     report.exchanges = 1;
-    const ask = <T extends 'ae-root' | 'ae-nodes' | 'ae-keys' | 'ae-get'>(msg: Parameters<Transport['request']>[1] & { t: T }): Promise<Replies[T]> =>
+    const ask = <T extends 'ae-root' | 'ae-nodes' | 'ae-keys' | 'ae-get' | 'ae-done'>(msg: Parameters<Transport['request']>[1] & { t: T }): Promise<Replies[T]> =>
       this.o.transport.request(peer, msg as never, REQUEST_TIMEOUT_MS) as Promise<Replies[T]>;
     const remote: RemoteSegments = {
       root: async () => {
@@ -152,7 +217,8 @@ export class AntiEntropy {
       },
       nodes: async (level, indices) => (await ask({ t: 'ae-nodes', partition, level, indices: [...indices] })).hashes.map((h) => Buffer.from(h)),
     };
-    const local = SegmentTree.build(this.of(partition));
+    const snapshotAt = this.o.clock.now();
+    const local = SegmentTree.build(this.o.storage.segmentHashes(partition));
     const diff = await findDifferences(local, remote);
     report.segmentsCompared = local.segments;
     report.bytesReceived += diff.exchangedBytes;
@@ -175,7 +241,7 @@ export class AntiEntropy {
       }
       const ours = new Map<string, VersionedObject>();
       for (const k of [...keys.missingThere, ...keys.differing]) {
-        const obj = this.o.replica.read(k);
+        const obj = this.stateOf(k);
         if (obj) ours.set(k, obj);
       }
       const plan = repairPlan(ours, theirs);
@@ -187,6 +253,9 @@ export class AntiEntropy {
       }
       report.keysRepaired = plan.toLocal.length + plan.toRemote.length;
     }
+    // Complete: each side now holds at least what the other held at its snapshot.
+    await ask({ t: 'ae-done', partition });
+    this.markSynced(partition, peer, snapshotAt);
     // Rate limit: an exchange that moved B bytes is followed by a pause of B / rate.
     const moved = report.bytesSent + report.bytesReceived;
     const wait = (moved / (this.o.bytesPerSec ?? 10_000_000)) * 1000 - (this.o.clock.now() - started);
@@ -197,8 +266,9 @@ export class AntiEntropy {
 
   // ---- The responder side ----
 
-  root(partition: number): Replies['ae-root'] {
+  root(partition: number, peer: string): Replies['ae-root'] {
     const tree = this.servedTree(partition, true);
+    this.servedRoots.set(`${partition}\u0000${peer}`, this.o.clock.now());
     return { segments: tree.segments, hash: tree.root() };
   }
 
@@ -213,38 +283,56 @@ export class AntiEntropy {
   objects(keys: string[]): Replies['ae-get'] {
     return {
       objs: keys.map((k) => {
-        const obj = this.o.replica.read(k);
+        const obj = this.stateOf(k);
         return [k, obj ? encodeObject(obj) : null] as [string, Uint8Array | null];
       }),
     };
   }
 
-  /** This node's current segment hashes of a partition (for tests and a rebuild check). */
-  segmentHashes(partition: number): SegmentHashes {
-    return this.of(partition);
+  /** The peer completed an exchange it started with the root this node served it. */
+  done(partition: number, peer: string): Replies['ae-done'] {
+    const id = `${partition}\u0000${peer}`;
+    const at = this.servedRoots.get(id);
+    this.servedRoots.delete(id);
+    if (at !== undefined) this.markSynced(partition, peer, at);
+    return {};
   }
 
-  private of(partition: number): SegmentHashes {
-    let h = this.hashes.get(partition);
-    if (!h) this.hashes.set(partition, (h = new SegmentHashes(this.segments)));
-    return h;
+  /** This node's current segment hashes of a partition (for tests and a rebuild check). */
+  segmentHashes(partition: number): SegmentHashes {
+    return this.o.storage.segmentHashes(partition);
+  }
+
+  private markSynced(partition: number, peer: string, at: number): void {
+    let m = this.synced.get(partition);
+    if (!m) this.synced.set(partition, (m = new Map()));
+    m.set(peer, Math.max(at, m.get(peer) ?? -Infinity));
+  }
+
+  /**
+   * What an exchange knows of a key here: its stored state, or the tombstone it held when it was
+   * collected. A reaped key is listed and merged as that tombstone, so a replica still holding the
+   * same tombstone sees no difference, and one holding an older value receives the tombstone.
+   */
+  private stateOf(key: string): VersionedObject | undefined {
+    return this.o.replica.read(key) ?? this.o.storage.reaped(key);
   }
 
   private servedTree(partition: number, fresh: boolean): SegmentTree {
     const now = this.o.clock.now();
     const cached = this.served.get(partition);
     if (!fresh && cached && now - cached.at < TREE_TTL_MS) return cached.tree;
-    const tree = SegmentTree.build(this.of(partition));
+    const tree = SegmentTree.build(this.o.storage.segmentHashes(partition));
     this.served.set(partition, { tree, at: now });
     return tree;
   }
 
+  /** Stored keys and reaped records of some segments, each with its hash. */
   private keyHashes(partition: number, segments: readonly number[]): KeyHashes {
-    const wanted = new Set(segments);
-    const out: Array<readonly [string, Buffer]> = [];
-    for (const [key, obj] of this.o.storage.scanPartition(partition)) {
-      if (wanted.has(segmentOf(key, this.segments))) out.push([key, keyObjectHash(key, obj)]);
-    }
-    return out;
+    const stored = this.o.storage.keyHashes(partition, segments);
+    const reaped = this.o.storage.reapedHashes(partition, segments);
+    if (reaped.length === 0) return stored;
+    const have = new Set(stored.map(([k]) => k));
+    return [...stored, ...reaped.filter(([k]) => !have.has(k) && this.o.storage.reaped(k) !== undefined)];
   }
 }

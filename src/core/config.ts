@@ -56,6 +56,13 @@ export interface NodeConfig {
   hintWindowMs: number;
   /** Time between background anti-entropy rounds, ms. */
   antiEntropyIntervalMs: number;
+  /**
+   * How long a tombstone every replica holds is kept before it is collected, and how long its
+   * reaped record is kept after, ms. Must exceed hintWindowMs.
+   */
+  tombstoneGraceMs: number;
+  /** At start, rebuild every segment hash from the stored objects, compare, and correct. */
+  checkSegments: boolean;
 }
 
 export const MAX_KEY_BYTES = 1024;
@@ -83,6 +90,8 @@ export function defaultNodeConfig(
     handoffRatePerSec: 10_000,
     hintWindowMs: 3 * 3600_000,
     antiEntropyIntervalMs: 10_000,
+    tombstoneGraceMs: 6 * 3600_000,
+    checkSegments: false,
     ...partial,
   };
 }
@@ -137,6 +146,8 @@ export function validateNodeConfig(cfg: NodeConfig): void {
   if (!(cfg.handoffRatePerSec >= 1)) invalid(`handoffRatePerSec must be at least 1, got ${cfg.handoffRatePerSec}`);
   if (!(cfg.hintWindowMs >= 1000)) invalid(`hintWindowMs must be at least 1000 (1 s), got ${cfg.hintWindowMs}`);
   if (!(cfg.antiEntropyIntervalMs >= 100)) invalid(`antiEntropyIntervalMs must be at least 100, got ${cfg.antiEntropyIntervalMs}`);
+  if (!(cfg.tombstoneGraceMs > cfg.hintWindowMs))
+    invalid(`tombstoneGraceMs (${cfg.tombstoneGraceMs}) must be longer than hintWindowMs (${cfg.hintWindowMs}), so no hint can bring a collected value back`);
 }
 
 /** A URL a WebSocket client can dial: ws or wss, a host, an optional valid port, nothing odd. */

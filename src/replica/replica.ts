@@ -40,7 +40,8 @@ export class Replica {
    * durable. Merging is idempotent, so a repeated delivery changes nothing.
    */
   async apply(key: string, partition: number, incoming: VersionedObject): Promise<void> {
-    const local = this.storage.get(key);
+    // A collected tombstone still counts: whatever it superseded merges into nothing new.
+    const local = this.storage.get(key) ?? this.storage.reaped(key);
     if (local === undefined) return this.storage.put(key, partition, incoming);
     const merged = merge(local, incoming);
     if (sameState(merged, local)) return this.storage.flush(); // already held; make sure it is durable
@@ -52,7 +53,9 @@ export class Replica {
    * state. Synchronous up to the returned promise, so no other write to the key can interleave.
    */
   coordinate(key: string, partition: number, ctx: VersionVector, value: Uint8Array | null): CoordinatedWrite {
-    const local = this.storage.get(key) ?? emptyObject();
+    // Over a collected tombstone, as over the tombstone itself: a write without its context
+    // becomes a sibling of the delete, never hidden by it.
+    const local = this.storage.get(key) ?? this.storage.reaped(key) ?? emptyObject();
     const count = siblingsAfterUpdate(local, ctx);
     if (count > this.maxSiblings)
       throw new NexusError(

@@ -4,8 +4,9 @@
 
 import { ErrorCodes, NexusError } from '../core/errors.js';
 import { decodeObject, type VersionedObject } from '../core/version.js';
+import { SEGMENTS_DEFAULT } from '../antientropy/segments.js';
 import { compareKeys, StagedStorage, type StagedWrite } from './staging.js';
-import type { Storage } from './types.js';
+import type { KeyHash, Storage } from './types.js';
 
 export interface MemoryStorageOptions {
   /**
@@ -14,21 +15,29 @@ export interface MemoryStorageOptions {
    * Default: never fail.
    */
   failWrites?: () => boolean;
+  /** Segments per partition (default 1024; 0 = no segment hashes). */
+  segments?: number;
+  /** Wall-clock ms since the epoch, for tombstone ages (default Date.now). */
+  now?: () => number;
 }
 
 interface Row {
   partition: number;
   live: boolean;
   bytes: Buffer;
+  segment: number;
+  khash: Buffer | null;
+  since: number;
 }
 
 export class MemoryStorage extends StagedStorage implements Storage {
   private readonly rows = new Map<string, Row>();
+  private readonly reapedRows = new Map<string, Row>();
   private readonly meta = new Map<string, string>();
   private readonly failWrites: () => boolean;
 
   constructor(opts: MemoryStorageOptions = {}) {
-    super(0);
+    super({ liveKeys: 0, segments: opts.segments ?? SEGMENTS_DEFAULT, hashes: new Map(), reapedKeys: new Set(), ...(opts.now ? { now: opts.now } : {}) });
     this.failWrites = opts.failWrites ?? (() => false);
   }
 
@@ -57,10 +66,57 @@ export class MemoryStorage extends StagedStorage implements Storage {
     return out.sort((x, y) => compareKeys(x[0], y[0]));
   }
 
+  protected keyHashesCommitted(partition: number, segments: ReadonlySet<number>): KeyHash[] {
+    return hashesIn(this.rows, partition, segments);
+  }
+
+  protected tombstonesCommitted(partition: number, before: number, limit: number): Array<[string, VersionedObject]> {
+    const out: Array<[string, VersionedObject]> = [];
+    for (const [key, row] of this.rows) {
+      if (out.length >= limit) break;
+      if (row.partition === partition && !row.live && row.since < before) out.push([key, decodeObject(row.bytes)]);
+    }
+    return out;
+  }
+
+  protected readReaped(key: string): VersionedObject | undefined {
+    const row = this.reapedRows.get(key);
+    return row === undefined ? undefined : decodeObject(row.bytes);
+  }
+
+  protected reapedHashesCommitted(partition: number, segments: ReadonlySet<number>): KeyHash[] {
+    return hashesIn(this.reapedRows, partition, segments);
+  }
+
+  protected deleteReaped(before: number): string[] {
+    const gone: string[] = [];
+    for (const [key, row] of this.reapedRows) if (row.since < before) gone.push(key);
+    for (const key of gone) this.reapedRows.delete(key);
+    return gone;
+  }
+
+  /** The staging layer's hashes are this storage's only copy: nothing to persist. */
+  protected persistSegments(): void {}
+
   protected commitBatch(batch: ReadonlyArray<readonly [string, StagedWrite]>): void {
     if (this.failWrites()) throw new NexusError(ErrorCodes.STORAGE_FAILED, 'disk full (simulated)');
-    for (const [key, w] of batch) this.rows.set(key, { partition: w.partition, live: w.live, bytes: w.bytes });
+    for (const [key, w] of batch) {
+      const row: Row = { partition: w.partition, live: w.live, bytes: w.bytes, segment: w.segment, khash: w.khash, since: w.since };
+      if (w.reap !== undefined) {
+        this.rows.delete(key);
+        this.reapedRows.set(key, row);
+      } else {
+        this.rows.set(key, row);
+        if (w.unreap) this.reapedRows.delete(key);
+      }
+    }
   }
 
   protected closeStore(): void {}
+}
+
+function hashesIn(rows: Map<string, Row>, partition: number, segments: ReadonlySet<number>): KeyHash[] {
+  const out: KeyHash[] = [];
+  for (const [key, row] of rows) if (row.partition === partition && row.khash !== null && segments.has(row.segment)) out.push([key, row.khash]);
+  return out;
 }

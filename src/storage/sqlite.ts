@@ -23,9 +23,14 @@ import { ErrorCodes, NexusError } from '../core/errors.js';
 import { decodeObject, encodeObject, type VersionedObject } from '../core/version.js';
 import { HintMirror } from '../handoff/mirror.js';
 import type { Hint, HintStore } from '../handoff/types.js';
+import { keyObjectHash, SEGMENTS_DEFAULT, SegmentHashes, segmentOf, validateSegments } from '../antientropy/segments.js';
 import type { CommitRow, CommitWorkerConfig, FromWorker, HintRow, ToWorker } from './sqlite-worker.js';
-import { StagedStorage, type StagedWrite } from './staging.js';
-import { SCHEMA_VERSION, type SqliteStorageOptions, type Storage } from './types.js';
+import { StagedStorage, type StagedInit, type StagedWrite } from './staging.js';
+import { SCHEMA_VERSION, type KeyHash, type SqliteStorageOptions, type Storage } from './types.js';
+
+// The worker's row flags (sqlite-worker.ts must not be imported at run time: see its header).
+const REAP = 1;
+const UNREAP = 2;
 
 export const DB_FILE_NAME = 'nexus.db';
 
@@ -64,11 +69,39 @@ const HINTS_SQL = `
   );
 `;
 
+// Version 3: segment hashes (anti-entropy's tree leaves) persisted and kept in each write's own
+// transaction, and collected tombstones remembered as reaped records.
+const V3_SQL = `
+  -- One row per (partition, segment): the XOR of the khash of every row in that segment.
+  CREATE TABLE segments (
+    partition INTEGER NOT NULL,
+    segment   INTEGER NOT NULL,
+    hash      BLOB NOT NULL,
+    PRIMARY KEY (partition, segment)
+  ) WITHOUT ROWID;
+  -- Tombstones collected after every replica held them: later writes merge against these.
+  CREATE TABLE reaped (
+    key       TEXT PRIMARY KEY,
+    partition INTEGER NOT NULL,
+    segment   INTEGER NOT NULL,
+    khash     BLOB,
+    obj       BLOB NOT NULL,
+    reaped_at INTEGER NOT NULL
+  );
+  CREATE INDEX reaped_by_segment ON reaped (partition, segment);
+  CREATE INDEX reaped_by_time ON reaped (reaped_at);
+  -- Anti-entropy lists one segment's keys; tombstone collection walks one partition's tombstones.
+  CREATE INDEX objects_by_segment ON objects (partition, segment);
+  CREATE INDEX objects_tombstones ON objects (partition, since) WHERE live = 0;
+`;
+
 // The schema version lives in the file header (PRAGMA user_version) rather than in `meta`, so no
 // `setMeta` name can clobber it, and a fresh file reads as 0.
 //
 // `objects` keeps its rowid: WITHOUT ROWID stores whole rows in the b-tree's interior pages too,
 // which SQLite advises against for rows over ~1/20 of a page, and values here are often larger.
+// `khash` is what the row contributes to its segment's hash (NULL when hashes are off); `since`
+// is when the state was stored (ms since the epoch), a tombstone's age.
 const SCHEMA_SQL = `
   CREATE TABLE meta (
     name  TEXT PRIMARY KEY,
@@ -78,11 +111,12 @@ const SCHEMA_SQL = `
     key       TEXT PRIMARY KEY,
     partition INTEGER NOT NULL,
     live      INTEGER NOT NULL,
-    obj       BLOB NOT NULL
+    obj       BLOB NOT NULL,
+    segment   INTEGER NOT NULL DEFAULT 0,
+    since     INTEGER NOT NULL DEFAULT 0,
+    khash     BLOB
   );
-  -- For anti-entropy and handoff, which walk one partition in key order.
-  CREATE INDEX objects_by_partition ON objects (partition, key);
-` + HINTS_SQL;
+` + HINTS_SQL + V3_SQL;
 
 /** What the connection is actually running with, for health output and tests. */
 export interface SqliteInfo {
@@ -98,13 +132,17 @@ interface Statements {
   getObj: Database.Statement<[string], Buffer>;
   getLive: Database.Statement<[string], number>;
   scan: Database.Statement<[number], { key: string; obj: Buffer }>;
+  keyHashes: Database.Statement<[number, number], { key: string; khash: Buffer }>;
+  tombstones: Database.Statement<[number, number, number], { key: string; obj: Buffer }>;
+  getReaped: Database.Statement<[string], Buffer>;
+  reapedHashes: Database.Statement<[number, number], { key: string; khash: Buffer | null }>;
   getMeta: Database.Statement<[string], string>;
   setMeta: Database.Statement<[string, string]>;
 }
 
 interface PendingCommit {
   count: number;
-  resolve: () => void;
+  resolve: (keys?: string[]) => void;
   reject: (err: NexusError) => void;
 }
 
@@ -126,9 +164,9 @@ export class SqliteStorage extends StagedStorage implements Storage {
     private readonly file: string,
     private readonly durability: SqliteStorageOptions['durability'],
     private readonly stmts: Statements,
-    liveKeys: number,
+    init: StagedInit,
   ) {
-    super(liveKeys);
+    super(init);
     // The worker keeps the process alive only while a commit is in flight (or close waits on it),
     // as the single connection did: an idle open storage never holds a process open.
     worker.unref();
@@ -165,7 +203,8 @@ export class SqliteStorage extends StagedStorage implements Storage {
       db.pragma(`synchronous = ${synchronous}`);
       // This connection only writes metadata; checkpoints belong to the worker's commits.
       db.pragma('wal_autocheckpoint = 0');
-      ensureSchema(db, file);
+      const segments = opts.segments ?? SEGMENTS_DEFAULT;
+      ensureSchema(db, file, segments, opts.now ?? Date.now);
       let maxPageCount = 0;
       if (opts.maxDataBytes !== undefined && opts.maxDataBytes > 0) {
         // A size cap in pages. It is per connection (not stored in the file), so it is set at every
@@ -182,6 +221,16 @@ export class SqliteStorage extends StagedStorage implements Storage {
         scan: db.prepare<[number], { key: string; obj: Buffer }>(
           'SELECT key, obj FROM objects WHERE partition = ? ORDER BY key',
         ),
+        keyHashes: db.prepare<[number, number], { key: string; khash: Buffer }>(
+          'SELECT key, khash FROM objects WHERE partition = ? AND segment = ? AND khash IS NOT NULL',
+        ),
+        tombstones: db.prepare<[number, number, number], { key: string; obj: Buffer }>(
+          'SELECT key, obj FROM objects WHERE partition = ? AND live = 0 AND since < ? LIMIT ?',
+        ),
+        getReaped: db.prepare<[string], Buffer>('SELECT obj FROM reaped WHERE key = ?').pluck(),
+        reapedHashes: db.prepare<[number, number], { key: string; khash: Buffer | null }>(
+          'SELECT key, khash FROM reaped WHERE partition = ? AND segment = ?',
+        ),
         getMeta: db.prepare<[string], string>('SELECT value FROM meta WHERE name = ?').pluck(),
         setMeta: db.prepare<[string, string]>(
           'INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
@@ -189,11 +238,22 @@ export class SqliteStorage extends StagedStorage implements Storage {
       };
       // The one O(n) pass: from here on the count is maintained per put.
       const liveKeys = db.prepare<[], number>('SELECT count(*) FROM objects WHERE live = 1').pluck().get() ?? 0;
+      const hashes = new Map<number, SegmentHashes>();
+      if (segments !== 0) {
+        for (const r of db.prepare<[], { partition: number; segment: number; hash: Buffer }>('SELECT partition, segment, hash FROM segments').iterate()) {
+          let h = hashes.get(r.partition);
+          if (h === undefined) hashes.set(r.partition, (h = new SegmentHashes(segments)));
+          h.xorSegment(r.segment, r.hash);
+        }
+      }
+      const reapedKeys = new Set(db.prepare<[], string>('SELECT key FROM reaped').pluck().all());
       // Last, so nothing above can fail with a thread left running. The worker opens its
       // connection while this one starts serving; a batch sent meanwhile waits in its queue.
       const workerData: CommitWorkerConfig = { file, synchronous, maxPageCount, busyTimeoutMs: BUSY_TIMEOUT_MS };
       const worker = new Worker(commitWorkerUrl(), { workerData, name: 'nexus-storage-commit' });
-      return new SqliteStorage(db, worker, file, opts.durability, stmts, liveKeys);
+      const init: StagedInit = { liveKeys, segments, hashes, reapedKeys };
+      if (opts.now !== undefined) init.now = opts.now;
+      return new SqliteStorage(db, worker, file, opts.durability, stmts, init);
     } catch (err) {
       db.close();
       throw storageFailure(err, `opening ${file}`);
@@ -272,6 +332,56 @@ export class SqliteStorage extends StagedStorage implements Storage {
     return rows.map((r) => [r.key, decodeStored(r.key, r.obj)]);
   }
 
+  protected keyHashesCommitted(partition: number, segments: ReadonlySet<number>): KeyHash[] {
+    const out: KeyHash[] = [];
+    try {
+      for (const seg of segments) for (const r of this.stmts.keyHashes.iterate(partition, seg)) out.push([r.key, r.khash]);
+    } catch (err) {
+      throw storageFailure(err, `listing the keys of partition ${partition}`);
+    }
+    return out;
+  }
+
+  protected tombstonesCommitted(partition: number, before: number, limit: number): Array<[string, VersionedObject]> {
+    try {
+      return this.stmts.tombstones.all(partition, before, limit).map((r) => [r.key, decodeStored(r.key, r.obj)]);
+    } catch (err) {
+      throw storageFailure(err, `listing the tombstones of partition ${partition}`);
+    }
+  }
+
+  protected readReaped(key: string): VersionedObject | undefined {
+    let bytes: Buffer | undefined;
+    try {
+      bytes = this.stmts.getReaped.get(key);
+    } catch (err) {
+      throw storageFailure(err, `reading the reaped record of "${key}"`);
+    }
+    return bytes === undefined ? undefined : decodeStored(key, bytes);
+  }
+
+  protected reapedHashesCommitted(partition: number, segments: ReadonlySet<number>): KeyHash[] {
+    const out: KeyHash[] = [];
+    try {
+      for (const seg of segments) {
+        for (const r of this.stmts.reapedHashes.iterate(partition, seg)) if (r.khash !== null) out.push([r.key, r.khash]);
+      }
+    } catch (err) {
+      throw storageFailure(err, `listing the reaped keys of partition ${partition}`);
+    }
+    return out;
+  }
+
+  protected deleteReaped(before: number): Promise<string[]> {
+    const id = this.nextRequest++;
+    return this.request(id, 1, () => this.send({ t: 'forget', id, before })).then((keys) => keys ?? []);
+  }
+
+  protected persistSegments(partition: number, hashes: SegmentHashes): Promise<void> {
+    const id = this.nextRequest++;
+    return this.request(id, hashes.segments, () => this.send({ t: 'segments', id, partition, hashes: hashes.toArray() })).then(() => {});
+  }
+
   /**
    * Sends the batch to the worker. The encoded objects are copied into one ArrayBuffer that is
    * transferred, not cloned: each `bytes` is a view into msgpackr's shared 8 KiB buffer, and
@@ -286,11 +396,12 @@ export class SqliteStorage extends StagedStorage implements Storage {
     for (let i = 0; i < batch.length; i++) {
       const [key, w] = batch[i]!;
       data.set(w.bytes, offset);
-      rows[i] = [key, w.partition, w.live ? 1 : 0, data.subarray(offset, offset + w.bytes.length)];
+      const flags = (w.reap !== undefined ? REAP : 0) | (w.unreap ? UNREAP : 0);
+      rows[i] = [key, w.partition, w.live ? 1 : 0, data.subarray(offset, offset + w.bytes.length), w.segment, w.khash, w.since, flags];
       offset += w.bytes.length;
     }
     const id = this.nextRequest++;
-    return this.request(id, batch.length, () => this.send({ t: 'commit', id, rows }, [data.buffer]));
+    return this.request(id, batch.length, () => this.send({ t: 'commit', id, rows }, [data.buffer])).then(() => {});
   }
 
   /**
@@ -322,11 +433,11 @@ export class SqliteStorage extends StagedStorage implements Storage {
     if (this.workerExited) return Promise.reject(new NexusError(ErrorCodes.STORAGE_FAILED, `storage commit thread stopped: ${this.workerError ?? 'exited'}`));
     const rows: HintRow[] = upserts.map((h) => [h.id, h.target, h.key, h.partition, h.version, h.createdAt, encodeObject(h.obj)]);
     const id = this.nextRequest++;
-    return this.request(id, upserts.length + deletes.length, () => this.send({ t: 'hints', id, upserts: rows, deletes }));
+    return this.request(id, upserts.length + deletes.length, () => this.send({ t: 'hints', id, upserts: rows, deletes })).then(() => {});
   }
 
-  private request(id: number, count: number, send: () => void): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  private request(id: number, count: number, send: () => void): Promise<string[] | undefined> {
+    return new Promise<string[] | undefined>((resolve, reject) => {
       this.pending.set(id, { count, resolve, reject });
       this.worker.ref();
       send();
@@ -370,7 +481,7 @@ export class SqliteStorage extends StagedStorage implements Storage {
         this.pending.delete(msg.id);
         if (this.pending.size === 0) this.worker.unref();
         if (pending === undefined) return; // cannot happen: the worker answers only what was sent
-        if (msg.t === 'done') pending.resolve();
+        if (msg.t === 'done') pending.resolve(msg.keys);
         else pending.reject(storageFailure(Object.assign(new Error(msg.message), { code: msg.code }), `committing ${pending.count} write(s)`));
         return;
       }
@@ -414,12 +525,17 @@ function validateOptions(opts: SqliteStorageOptions): void {
   };
   if (typeof opts.dir !== 'string' || opts.dir === '') bad('dir must be a non-empty path');
   if (opts.durability !== 'fsync' && opts.durability !== 'os') bad(`durability must be 'fsync' or 'os', got ${String(opts.durability)}`);
+  if (opts.segments !== undefined && opts.segments !== 0) validateSegments(opts.segments);
   const max = opts.maxDataBytes;
   if (max !== undefined && (!Number.isSafeInteger(max) || max < 0)) bad(`maxDataBytes must be a whole number >= 0, got ${String(max)}`);
 }
 
-/** Creates the tables in a fresh file, or checks an existing file's schema version. */
-function ensureSchema(db: Database.Database, file: string): void {
+/**
+ * Creates the tables in a fresh file, upgrades an older schema, or refuses a file of another
+ * version; then makes sure the segment columns and table follow `segments` (re-indexing when the
+ * file was made with another count, or upgraded).
+ */
+function ensureSchema(db: Database.Database, file: string, segments: number, now: () => number): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   const hasTables = db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table'").pluck().get() as number;
   if (version === 0 && hasTables === 0) {
@@ -427,23 +543,74 @@ function ensureSchema(db: Database.Database, file: string): void {
       db.exec(SCHEMA_SQL);
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     })();
-    return;
-  }
-  if (version === 1) {
-    // Version 2 added the hints table; nothing else changed.
+  } else if (version === 1 || version === 2) {
+    // Version 2 added the hints table; version 3 the segment columns, segments and reaped.
     db.transaction(() => {
-      db.exec(HINTS_SQL);
+      if (version === 1) db.exec(HINTS_SQL);
+      db.exec(`
+        ALTER TABLE objects ADD COLUMN segment INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE objects ADD COLUMN since INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE objects ADD COLUMN khash BLOB;
+        DROP INDEX IF EXISTS objects_by_partition;
+      `);
+      // Rows of unknown age count from now, so no tombstone looks older than it may be.
+      db.prepare('UPDATE objects SET since = ?').run(Math.floor(now()));
+      db.exec(V3_SQL);
+      db.prepare("DELETE FROM meta WHERE name = 'segments'").run(); // forces the re-index below
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     })();
-    return;
-  }
-  if (version !== SCHEMA_VERSION) {
+  } else if (version !== SCHEMA_VERSION) {
     throw new NexusError(
       ErrorCodes.STORAGE_FAILED,
       `${file} has schema version ${version}, but this build of Nexus uses schema version ${SCHEMA_VERSION}; ` +
         'use a matching build or move the file away',
     );
   }
+  const recorded = db.prepare<[], string>("SELECT value FROM meta WHERE name = 'segments'").pluck().get();
+  if (recorded !== String(segments)) reindexSegments(db, segments);
+}
+
+/**
+ * Recomputes every row's segment and contribution and the segments table, for a count of
+ * `segments` (0: no hashes). O(n) over the objects; runs at open only, after an upgrade or when
+ * the segment count changed.
+ */
+function reindexSegments(db: Database.Database, segments: number): void {
+  const page = db.prepare<[number], { rowid: number; key: string; obj: Buffer }>('SELECT rowid, key, obj FROM objects WHERE rowid > ? ORDER BY rowid LIMIT 5000');
+  const set = db.prepare<[number, Buffer | null, number]>('UPDATE objects SET segment = ?, khash = ? WHERE rowid = ?');
+  const hashes = new Map<number, SegmentHashes>();
+  db.transaction(() => {
+    for (let after = 0; ; ) {
+      const rows = page.all(after);
+      if (rows.length === 0) break;
+      for (const r of rows) {
+        after = r.rowid;
+        if (segments === 0) {
+          set.run(0, null, r.rowid);
+          continue;
+        }
+        const khash = keyObjectHash(r.key, decodeStored(r.key, r.obj));
+        const segment = segmentOf(r.key, segments);
+        set.run(segment, khash, r.rowid);
+      }
+    }
+    db.exec('DELETE FROM segments');
+    if (segments !== 0) {
+      const byPartition = db.prepare<[], { key: string; partition: number; khash: Buffer }>('SELECT key, partition, khash FROM objects');
+      for (const r of byPartition.iterate()) {
+        let h = hashes.get(r.partition);
+        if (h === undefined) hashes.set(r.partition, (h = new SegmentHashes(segments)));
+        h.xorSegment(segmentOf(r.key, segments), r.khash);
+      }
+      const write = db.prepare<[number, number, Buffer]>('INSERT INTO segments (partition, segment, hash) VALUES (?, ?, ?)');
+      for (const [p, h] of hashes) for (let i = 0; i < segments; i++) write.run(p, i, h.get(i));
+      // Reaped records keep their contribution for exchanges; recompute it for the new count.
+      const reaped = db.prepare<[], { key: string; obj: Buffer }>('SELECT key, obj FROM reaped').all();
+      const setReaped = db.prepare<[number, Buffer, string]>('UPDATE reaped SET segment = ?, khash = ? WHERE key = ?');
+      for (const r of reaped) setReaped.run(segmentOf(r.key, segments), keyObjectHash(r.key, decodeStored(r.key, r.obj)), r.key);
+    }
+    db.prepare("INSERT INTO meta (name, value) VALUES ('segments', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").run(String(segments));
+  })();
 }
 
 function decodeStored(key: string, bytes: Buffer): VersionedObject {

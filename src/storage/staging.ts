@@ -5,22 +5,38 @@
 // A subclass supplies only the committed side: read a key, read its liveness, scan a partition,
 // commit a batch atomically (throwing a STORAGE_FAILED NexusError on failure), close.
 //
+// This layer also keeps every partition's segment hashes (anti-entropy's tree leaves) for the
+// visible state, and tags each staged row with its segment and contribution hash, so that the
+// committed side can keep persisted hashes in the row's own transaction. A tombstone can be
+// collected: its row is removed and remembered as "reaped", which later writes merge against.
+//
 // A commit may be synchronous (the in-memory storage) or asynchronous (SQLite, committed on a
 // worker thread). At most one batch is in flight: puts made meanwhile stage into the next batch,
 // which is sent as soon as the one in flight lands, so batches grow by themselves under load. The
 // entries of the batch in flight stay in the overlay (so `get` still sees them) until it lands.
 
+import { HASH_BYTES, keyObjectHash, SegmentHashes, segmentOf, xorInto } from '../antientropy/segments.js';
 import { ErrorCodes, NexusError } from '../core/errors.js';
-import { encodeObject, isDeleted, type VersionedObject } from '../core/version.js';
-import type { Storage } from './types.js';
+import { encodeObject, isDeleted, sameState, type VersionedObject } from '../core/version.js';
+import type { KeyHash, Storage } from './types.js';
 
 /** One key's staged state, waiting for the next group commit. */
 export interface StagedWrite {
   readonly partition: number;
-  readonly obj: VersionedObject;
-  /** `encodeObject(obj)`, made at put time so the transaction itself stays short. */
+  /** The new state; undefined when the key's tombstone is being collected (`reap` is set). */
+  readonly obj: VersionedObject | undefined;
+  /** `encodeObject(obj)` (or of `reap`), made at put time so the transaction itself stays short. */
   readonly bytes: Buffer;
   readonly live: boolean;
+  /** The key's segment, and what `obj` (or `reap`) contributes to it (null when hashes are off). */
+  readonly segment: number;
+  readonly khash: Buffer | null;
+  /** When the state was staged (ms since the epoch): a tombstone's age for collection. */
+  readonly since: number;
+  /** Set when this entry collects the key's tombstone: the tombstone to remember as reaped. */
+  readonly reap?: VersionedObject;
+  /** Whether the key has a reaped record that this write replaces (and must delete). */
+  readonly unreap: boolean;
   /**
    * Whether the committed row (if any) is live: the row this entry would fall back to if its batch
    * failed. A failed batch uses it to undo its effect on the live count without reading the store
@@ -30,6 +46,20 @@ export interface StagedWrite {
   committedLive: boolean;
   /** The committed state this entry falls back to (same rules as `committedLive`), for listeners. */
   committedObj: VersionedObject | undefined;
+}
+
+/** What a subclass hands the constructor: the committed state it opened. */
+export interface StagedInit {
+  /** Committed keys holding a live sibling. */
+  liveKeys: number;
+  /** Segments per partition (a power of two), or 0 to keep no segment hashes. */
+  segments: number;
+  /** The committed segment hashes, per partition (missing partitions are all zero). */
+  hashes: Map<number, SegmentHashes>;
+  /** Keys with a committed reaped record. */
+  reapedKeys: Set<string>;
+  /** Wall-clock milliseconds since the epoch, for tombstone ages (default Date.now). */
+  now?: () => number;
 }
 
 /** Told of every change of a key's visible state (staged or committed), in order. */
@@ -93,9 +123,21 @@ export abstract class StagedStorage implements Storage {
   private writes = 0;
   private state: 'open' | 'closing' | 'closed' = 'open';
   private closing: Promise<void> | undefined;
+  /** Segment hashes of the visible state, per partition (empty when `segments` is 0). */
+  private readonly hashes: Map<number, SegmentHashes>;
+  /** Keys with a committed reaped record (their tombstones were collected). */
+  private readonly reapedKeys: Set<string>;
+  /** Segments per partition; 0 turns segment hashes off (benchmarks measure their cost so). */
+  readonly segments: number;
+  private readonly now: () => number;
 
-  protected constructor(committedLiveKeys: number) {
-    this.liveKeys = committedLiveKeys;
+  protected constructor(init: StagedInit) {
+    this.liveKeys = init.liveKeys;
+    this.segments = init.segments;
+    if (this.segments !== 0) new SegmentHashes(this.segments); // validates the count
+    this.hashes = init.hashes;
+    this.reapedKeys = init.reapedKeys;
+    this.now = init.now ?? Date.now;
   }
 
   // ---- The committed side, supplied by each implementation ----
@@ -106,6 +148,18 @@ export abstract class StagedStorage implements Storage {
   protected abstract readCommittedLive(key: string): boolean;
   /** Committed rows of one partition, in `compareKeys` order. */
   protected abstract scanCommitted(partition: number): Array<[string, VersionedObject]>;
+  /** (key, contribution) of the committed rows of one partition in the given segments. */
+  protected abstract keyHashesCommitted(partition: number, segments: ReadonlySet<number>): KeyHash[];
+  /** Committed tombstones of a partition staged before `before`, at most `limit`. */
+  protected abstract tombstonesCommitted(partition: number, before: number, limit: number): Array<[string, VersionedObject]>;
+  /** The committed reaped record of a key (only asked for keys in the reaped set). */
+  protected abstract readReaped(key: string): VersionedObject | undefined;
+  /** (key, contribution) of the reaped records of one partition in the given segments. */
+  protected abstract reapedHashesCommitted(partition: number, segments: ReadonlySet<number>): KeyHash[];
+  /** Deletes reaped records made before `before`; resolves with the keys deleted. */
+  protected abstract deleteReaped(before: number): Promise<string[]> | string[];
+  /** Replaces the committed segment hashes of one partition (after a failed check). */
+  protected abstract persistSegments(partition: number, hashes: SegmentHashes): Promise<void> | void;
   /**
    * Writes the whole batch atomically or nothing: synchronously (returns undefined, throws a
    * STORAGE_FAILED NexusError on failure) or asynchronously (the promise settles once the batch is
@@ -143,6 +197,14 @@ export abstract class StagedStorage implements Storage {
   }
 
   put(key: string, partition: number, obj: VersionedObject): Promise<void> {
+    return this.stage(key, partition, obj, undefined);
+  }
+
+  /**
+   * Stages `obj` (or, with `reap`, the removal of the key's tombstone `reap`) and returns the
+   * promise of its batch. The one path by which the visible state changes.
+   */
+  private stage(key: string, partition: number, obj: VersionedObject | undefined, reap: VersionedObject | undefined): Promise<void> {
     // Refusals reject rather than throw, so that `put(...).catch(...)` always catches them.
     if (this.state !== 'open') return Promise.reject(stoppingError());
     if (this.broken !== undefined) return Promise.reject(this.broken);
@@ -150,35 +212,138 @@ export abstract class StagedStorage implements Storage {
     let bytes: Buffer;
     let committedLive: boolean;
     let committedObj: VersionedObject | undefined;
+    let segment = 0;
+    let khash: Buffer | null = null;
     try {
-      bytes = encodeObject(obj);
+      bytes = encodeObject(obj ?? reap!);
       if (prev !== undefined) {
         committedLive = prev.committedLive;
         committedObj = prev.committedObj;
       } else if (this.lastReadKey === key) {
         committedLive = this.lastReadLive;
         committedObj = this.lastReadObj;
-      } else if (this.listeners.length > 0) {
+      } else {
         committedObj = this.cache.get(key) ?? this.readCommitted(key);
         committedLive = committedObj !== undefined && !isDeleted(committedObj);
-      } else {
-        committedLive = this.readCommittedLive(key);
       }
       if (this.lastReadKey === key) this.lastReadKey = undefined;
+      if (this.segments !== 0) {
+        segment = segmentOf(key, this.segments);
+        khash = keyObjectHash(key, obj ?? reap!);
+      }
     } catch (err) {
       return Promise.reject(NexusError.from(err));
     }
-    this.emit(key, partition, prev !== undefined ? prev.obj : committedObj, obj);
+    const before = prev !== undefined ? prev.obj : committedObj;
+    this.changed(key, partition, segment, before, obj);
     const wasLive = prev !== undefined ? prev.live : committedLive;
-    const live = !isDeleted(obj);
+    const live = obj !== undefined && !isDeleted(obj);
     this.liveKeys += Number(live) - Number(wasLive);
+    // A staged collection has no reaped record yet; a write after it replaces the entry, and
+    // then there is nothing committed to delete. Otherwise a committed record is deleted.
+    const unreap = obj !== undefined && this.reapedKeys.has(key);
     // A later put of the same key in this tick replaces the entry: only the latest state is
     // written, and every put's promise settles with the batch that carries it. (If the key's
     // earlier state is in flight, that batch still writes it; this entry goes in the next one.)
-    this.staged.set(key, { partition, obj, bytes, live, committedLive, committedObj });
+    const entry: StagedWrite = { partition, obj, bytes, live, segment, khash, since: this.now(), unreap, committedLive, committedObj };
+    if (reap !== undefined) (entry as { reap?: VersionedObject }).reap = reap;
+    this.staged.set(key, entry);
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     if (this.scheduled === undefined) this.scheduled = setImmediate(() => this.runFlush());
     return done;
+  }
+
+  /**
+   * Collects a tombstone: removes the key and remembers `expected` as its reaped record, in one
+   * transaction — but only if the key's visible state is still exactly `expected` (a tombstone).
+   * Resolves true once collected, false when the state had changed (nothing is done then).
+   */
+  async collect(key: string, partition: number, expected: VersionedObject): Promise<boolean> {
+    const current = this.get(key);
+    if (current === undefined || !isDeleted(current) || !sameState(current, expected)) return false;
+    await this.stage(key, partition, undefined, current);
+    return true;
+  }
+
+  /** The tombstone a collected key held, or undefined when the key was not collected (or is back). */
+  reaped(key: string): VersionedObject | undefined {
+    this.assertOpen();
+    const staged = this.staged.get(key);
+    if (staged !== undefined) return staged.obj === undefined ? staged.reap : undefined;
+    return this.reapedKeys.has(key) ? this.readReaped(key) : undefined;
+  }
+
+  /** How many reaped records are kept (committed). */
+  reapedCount(): number {
+    return this.reapedKeys.size;
+  }
+
+  /** (key, hash) of reaped records in some segments of a partition (committed ones only). */
+  reapedHashes(partition: number, segments: readonly number[]): KeyHash[] {
+    this.assertOpen();
+    if (this.reapedKeys.size === 0 || this.segments === 0) return [];
+    return this.reapedHashesCommitted(partition, new Set(segments));
+  }
+
+  /** Forgets reaped records made before `before`. Resolves with how many were forgotten. */
+  async forgetReaped(before: number): Promise<number> {
+    this.assertOpen();
+    if (this.reapedKeys.size === 0) return 0;
+    const gone = await this.deleteReaped(before);
+    for (const k of gone) this.reapedKeys.delete(k);
+    return gone.length;
+  }
+
+  /** Tombstones of a partition stored before `before` (ms since the epoch), at most `limit`. */
+  tombstones(partition: number, before: number, limit: number): Array<[string, VersionedObject]> {
+    this.assertOpen();
+    // Staged keys are changing: they are not old tombstones, whatever their committed row says.
+    return this.tombstonesCommitted(partition, before, limit).filter(([k]) => !this.staged.has(k));
+  }
+
+  /** The partition's segment hashes for the visible state. Callers must not change them. */
+  segmentHashes(partition: number): SegmentHashes {
+    this.assertOpen();
+    return this.hashesOf(partition);
+  }
+
+  /**
+   * Rebuilds each partition's segment hashes from its stored objects and compares them with the
+   * kept ones. A partition that differs is corrected, in memory and on disk. Returns the
+   * partitions that differed (none, unless something is wrong). O(data): call it while idle.
+   */
+  async checkSegments(partitions: Iterable<number>): Promise<number[]> {
+    this.assertOpen();
+    if (this.segments === 0) return [];
+    await this.flush();
+    const bad: number[] = [];
+    for (const p of partitions) {
+      const rebuilt = SegmentHashes.rebuild(this.scanPartition(p), this.segments);
+      const kept = this.hashesOf(p);
+      if (rebuilt.equals(kept)) continue;
+      bad.push(p);
+      await this.persistSegments(p, rebuilt);
+      for (const i of kept.differingSegments(rebuilt)) {
+        const d = kept.get(i);
+        xorInto(d, rebuilt.get(i));
+        kept.xorSegment(i, d);
+      }
+    }
+    return bad;
+  }
+
+  /** (key, contribution) of every key in some segments of a partition, staged writes included. */
+  keyHashes(partition: number, segments: readonly number[]): KeyHash[] {
+    this.assertOpen();
+    const wanted = new Set(segments);
+    const committed = this.keyHashesCommitted(partition, wanted);
+    if (this.staged.size === 0) return committed;
+    const rows = new Map<string, Buffer>();
+    for (const [k, h] of committed) if (!this.staged.has(k)) rows.set(k, h);
+    for (const [key, w] of this.staged) {
+      if (w.partition === partition && w.obj !== undefined && w.khash !== null && wanted.has(w.segment)) rows.set(key, w.khash);
+    }
+    return [...rows];
   }
 
   liveKeyCount(): number {
@@ -192,11 +357,11 @@ export abstract class StagedStorage implements Storage {
     const rows = new Map(committed);
     let changed = false;
     for (const [key, w] of this.staged) {
-      if (w.partition === partition) {
+      if (w.partition === partition && w.obj !== undefined) {
         rows.set(key, w.obj);
         changed = true;
       } else if (rows.delete(key)) {
-        changed = true; // the key's staged state moved it to another partition
+        changed = true; // staged: collected, or moved to another partition
       }
     }
     if (!changed) return committed;
@@ -320,15 +485,21 @@ export abstract class StagedStorage implements Storage {
     outcomeUnknown: boolean,
   ): void {
     for (const [key, w] of batch) {
-      if (failure === undefined) this.remember(key, w.obj);
-      else this.cache.delete(key); // unchanged, or (outcome unknown) perhaps changed: read it again
+      if (failure === undefined) {
+        if (w.obj !== undefined) this.remember(key, w.obj);
+        else this.cache.delete(key);
+        if (w.reap !== undefined) this.reapedKeys.add(key);
+        else if (w.unreap) this.reapedKeys.delete(key);
+      } else {
+        this.cache.delete(key); // unchanged, or (outcome unknown) perhaps changed: read it again
+      }
       const current = this.staged.get(key);
       if (current === w) {
         this.staged.delete(key);
         if (failure !== undefined) {
           const committedLive = outcomeUnknown ? this.rereadLive(key, w.committedLive) : w.committedLive;
           this.liveKeys += Number(committedLive) - Number(w.live);
-          if (this.listeners.length > 0) this.emit(key, w.partition, w.obj, outcomeUnknown ? this.rereadObj(key, w.committedObj) : w.committedObj);
+          this.changed(key, w.partition, w.segment, w.obj, outcomeUnknown ? this.rereadObj(key, w.committedObj) : w.committedObj);
         }
       } else if (current !== undefined) {
         // Re-staged while this batch was in flight: the entry stays for the next batch, and the
@@ -351,13 +522,26 @@ export abstract class StagedStorage implements Storage {
     }
   }
 
-  /** Registers a listener for visible-state changes (anti-entropy's segment hashes). */
+  /** Registers a listener for visible-state changes. */
   onChange(listener: ChangeListener): void {
     this.listeners.push(listener);
   }
 
-  private emit(key: string, partition: number, before: VersionedObject | undefined, after: VersionedObject | undefined): void {
+  /** A key's visible state went from `before` to `after`: move its segment hash, tell listeners. */
+  private changed(key: string, partition: number, segment: number, before: VersionedObject | undefined, after: VersionedObject | undefined): void {
+    if (this.segments !== 0 && before !== after) {
+      const delta = Buffer.alloc(HASH_BYTES);
+      if (before !== undefined) xorInto(delta, keyObjectHash(key, before));
+      if (after !== undefined) xorInto(delta, keyObjectHash(key, after));
+      this.hashesOf(partition).xorSegment(segment, delta);
+    }
     for (const l of this.listeners) l(key, partition, before, after);
+  }
+
+  private hashesOf(partition: number): SegmentHashes {
+    let h = this.hashes.get(partition);
+    if (h === undefined) this.hashes.set(partition, (h = new SegmentHashes(this.segments === 0 ? 1 : this.segments)));
+    return h;
   }
 
   private rereadObj(key: string, fallback: VersionedObject | undefined): VersionedObject | undefined {

@@ -1,7 +1,11 @@
 // The storage seam. One implementation keeps a node's data in SQLite; another keeps it in memory
 // for unit tests and the deterministic simulation. Both pass test/contract/storage.test.ts.
 
+import type { SegmentHashes } from '../antientropy/segments.js';
 import type { VersionedObject } from '../core/version.js';
+
+/** A key and what its state contributes to its segment hash (16 bytes). */
+export type KeyHash = [key: string, hash: Buffer];
 
 export interface Storage {
   /**
@@ -25,6 +29,53 @@ export interface Storage {
 
   /** Every stored key of one partition with its state, in key order (committed and staged). */
   scanPartition(partition: number): Array<[string, VersionedObject]>;
+
+  /** Segments per partition for which hashes are kept (0 when turned off). */
+  readonly segments: number;
+
+  /**
+   * The partition's segment hashes over the visible state (staged writes included), kept on every
+   * write and persisted in the write's own transaction. Callers must not change them.
+   */
+  segmentHashes(partition: number): SegmentHashes;
+
+  /**
+   * Rebuilds the segment hashes of the given partitions from the stored objects, compares them
+   * with the kept ones and corrects (and persists) any that differ. Returns the partitions that
+   * differed. O(data): for start-up or an idle node.
+   */
+  checkSegments(partitions: Iterable<number>): Promise<number[]>;
+
+  /** (key, contribution) of every key in the given segments of a partition, staged included. */
+  keyHashes(partition: number, segments: readonly number[]): KeyHash[];
+
+  /**
+   * Tombstones of a partition whose state was stored before `before` (ms since the epoch) and is
+   * not being changed by a staged write; at most `limit`.
+   */
+  tombstones(partition: number, before: number, limit: number): Array<[string, VersionedObject]>;
+
+  /**
+   * Collects a tombstone: in one transaction the key's row goes and a reaped record of `expected`
+   * takes its place, but only if the visible state is still exactly `expected`. Resolves true
+   * once durable, false (doing nothing) when the state has changed.
+   */
+  collect(key: string, partition: number, expected: VersionedObject): Promise<boolean>;
+
+  /**
+   * The tombstone a collected key held, while its reaped record is kept; undefined otherwise
+   * (never collected, written again since, or forgotten). Writes to the key merge against it.
+   */
+  reaped(key: string): VersionedObject | undefined;
+
+  /** (key, contribution of its reaped tombstone) for the reaped records in some segments. */
+  reapedHashes(partition: number, segments: readonly number[]): KeyHash[];
+
+  /** Reaped records kept. */
+  reapedCount(): number;
+
+  /** Deletes reaped records made before `before` (ms since the epoch); resolves with the count. */
+  forgetReaped(before: number): Promise<number>;
 
   /** A metadata value, or undefined when it was never set. */
   getMeta(name: string): string | undefined;
@@ -56,7 +107,14 @@ export interface SqliteStorageOptions {
   durability: 'fsync' | 'os';
   /** Optional cap on the database size in bytes (PRAGMA max_page_count); 0 or absent = none. */
   maxDataBytes?: number;
+  /**
+   * Segments per partition for the persisted segment hashes (default 1024). A file made with
+   * another count is re-indexed at open. 0 keeps no hashes: only for measuring their cost.
+   */
+  segments?: number;
+  /** Wall-clock ms since the epoch, for tombstone ages (default Date.now). */
+  now?: () => number;
 }
 
 /** Bumped whenever the tables change shape; a node refuses to open a file with another version. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;

@@ -34,6 +34,14 @@ export interface LinkOptions {
    * loaded node spends on small requests. The simulation injects its own scheduler.
    */
   defer?: (fn: () => void) => void;
+  /** Counts the bytes this link writes and reads (frames, not WebSocket or TCP headers). */
+  meter?: TrafficMeter;
+}
+
+/** Bytes sent and received, summed over the links that share it. */
+export interface TrafficMeter {
+  sent: number;
+  received: number;
 }
 
 interface Pending {
@@ -93,6 +101,7 @@ export class Link {
 
   /** Feeds one received message (one or more frames) to the link. Never throws. */
   receive(bytes: Uint8Array): void {
+    if (this.opts.meter) this.opts.meter.received += bytes.length;
     let frames: unknown[];
     try {
       frames = splitFrames(bytes);
@@ -195,7 +204,9 @@ export class Link {
     this.outboxBytes = 0;
     if (this.closedReason !== null || frames.length === 0) return;
     try {
-      this.socket.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+      const message = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+      if (this.opts.meter) this.opts.meter.sent += message.length;
+      this.socket.send(message);
     } catch (e) {
       // The close handler fails what is pending; say why now in case it never comes.
       this.closed(`send failed (${(e as Error).message})`);

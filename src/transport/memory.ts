@@ -4,7 +4,7 @@
 
 import type { Clock } from '../core/clock.js';
 import { ErrorCodes, NexusError } from '../core/errors.js';
-import { Link, type FrameSocket } from './link.js';
+import { Link, type FrameSocket, type TrafficMeter } from './link.js';
 import type { ReplyOf, RequestOf, RequestType } from './protocol.js';
 import type { RequestHandler, Transport } from './types.js';
 
@@ -79,6 +79,7 @@ export class MemoryTransport implements Transport {
   private links = new Map<string, Link>();
   private readonly listeners: Array<(peer: string, up: boolean) => void> = [];
   private readonly wasUp = new Map<string, boolean>();
+  private readonly meter: TrafficMeter = { sent: 0, received: 0 };
 
   constructor(
     private readonly net: MemoryNetwork,
@@ -107,6 +108,10 @@ export class MemoryTransport implements Transport {
     if (!this.net.reachable(this.self, peer))
       return Promise.reject(new NexusError(ErrorCodes.UNREACHABLE, `node ${peer} is unreachable: link is down`));
     return link.request<T>(msg, timeoutMs);
+  }
+
+  peerTraffic(): { sent: number; received: number } {
+    return { ...this.meter };
   }
 
   isConnected(peer: string): boolean {
@@ -146,6 +151,7 @@ export class MemoryTransport implements Transport {
       clock: this.net.opts.clock,
       maxInFlight: this.limits.maxInFlight,
       maxBufferedBytes: this.limits.maxBufferedBytes,
+      meter: this.meter,
       onRequest: (msg, timeoutMs) => {
         if (!this.handler) return Promise.reject(new NexusError(ErrorCodes.STOPPING, `node ${this.self} is stopping`));
         return this.handler({ kind: 'peer', id: peer }, msg, timeoutMs);

@@ -84,6 +84,11 @@ export interface AeGetRequest {
   t: 'ae-get';
   keys: string[];
 }
+/** The asker completed an exchange of the partition (its repairs are durable on both sides). */
+export interface AeDoneRequest {
+  t: 'ae-done';
+  partition: number;
+}
 
 /** A client asks a node to run an anti-entropy round now and report it. */
 export interface RepairRequest {
@@ -112,7 +117,8 @@ export type PeerOnlyRequest =
   | AeRootRequest
   | AeNodesRequest
   | AeKeysRequest
-  | AeGetRequest;
+  | AeGetRequest
+  | AeDoneRequest;
 export type Request = ClientRequest | PeerOnlyRequest;
 export type RequestType = Request['t'];
 
@@ -141,6 +147,7 @@ export interface Replies {
   'ae-nodes': { hashes: Uint8Array[] };
   'ae-keys': { keys: Array<[string, Uint8Array]> };
   'ae-get': { objs: Array<[string, Uint8Array | null]> };
+  'ae-done': Record<string, never>;
   repair: { node: string; exchanges: number; segmentsCompared: number; keysRepaired: number; bytesSent: number; bytesReceived: number };
   rget: { obj: Uint8Array | null };
   info: { keys: number; pid: number; readRepairs: number; [extra: string]: unknown };
@@ -252,6 +259,9 @@ export function validateRequest(raw: unknown): Request {
     case 'ae-keys':
       if (!Number.isInteger(o.partition) || !isIntArray(o.segments)) bad('ae-keys needs partition and segments');
       return o as unknown as AeKeysRequest;
+    case 'ae-done':
+      if (!Number.isInteger(o.partition)) bad('ae-done needs a partition');
+      return o as unknown as AeDoneRequest;
     case 'ae-get':
       if (!Array.isArray(o.keys) || !o.keys.every((k: unknown) => typeof k === 'string')) bad('ae-get needs a list of keys');
       return o as unknown as AeGetRequest;

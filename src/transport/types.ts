@@ -25,6 +25,8 @@ export interface Transport {
   isConnected(peer: string): boolean;
   /** Called whenever a link to a peer opens (true) or closes (false). */
   onLinkChange(listener: (peer: string, up: boolean) => void): void;
+  /** Bytes sent to and received from peers over all links so far (frames; for status and benchmarks). */
+  peerTraffic(): { sent: number; received: number };
 }
 
 export type { Request };

@@ -10,7 +10,7 @@ import { ErrorCodes, NexusError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { decode, encode } from './codec.js';
 import { dial, HANDSHAKE_TIMEOUT_MS, isAuth, newNonce, dialerProof, proofMatches, serverProof } from './handshake.js';
-import { Link, type FrameSocket } from './link.js';
+import { Link, type FrameSocket, type TrafficMeter } from './link.js';
 import { CLIENT_REQUESTS, PROTOCOL_VERSION, type Hello, type Refused, type ReplyOf, type RequestOf, type RequestType, type Welcome } from './protocol.js';
 import type { RequestHandler, Transport } from './types.js';
 
@@ -44,6 +44,7 @@ export class WsTransport implements Transport {
   private server: WebSocketServer | null = null;
   private handler: RequestHandler | null = null;
   private readonly links = new Map<string, Link>();
+  private readonly meter: TrafficMeter = { sent: 0, received: 0 };
   private readonly dialTimers = new Map<string, TimerHandle>();
   private readonly listeners: Array<(peer: string, up: boolean) => void> = [];
   private readonly clients = new Set<WebSocket>();
@@ -90,6 +91,10 @@ export class WsTransport implements Transport {
     const link = this.links.get(peer);
     if (!link) return Promise.reject(new NexusError(ErrorCodes.UNREACHABLE, `node ${peer} is unreachable: no open link`));
     return link.request<T>(msg, timeoutMs);
+  }
+
+  peerTraffic(): { sent: number; received: number } {
+    return { ...this.meter };
   }
 
   isConnected(peer: string): boolean {
@@ -173,6 +178,7 @@ export class WsTransport implements Transport {
       maxBufferedBytes: this.opts.maxBufferedBytes,
       onRequest: (msg, timeoutMs) => this.handler!({ kind: 'peer', id: peer }, msg, timeoutMs),
       onProtocolError: (err) => this.opts.log.warn({ peer }, `closing link: ${err.message}`),
+      meter: this.meter,
     });
     this.links.set(peer, link);
     const onMessage = (data: Buffer): void => link.receive(data);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, NexusError } from '../../src/core/errors.js';
 import { emptyObject, update, type VersionedObject } from '../../src/core/version.js';
+import { keyObjectHash, SegmentHashes, segmentOf } from '../../src/antientropy/segments.js';
 import { MemoryStorage, SqliteStorage, type Storage } from '../../src/storage/index.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -177,6 +178,67 @@ function storageContract(makeHarness: () => Harness): void {
       expect(s.getMeta('actor')).toBe('n1');
       s.setMeta('actor', 'n2');
       expect(s.getMeta('actor')).toBe('n2');
+    });
+
+    it('keeps segment hashes equal to a rebuild, and lists one segment\'s keys with their hashes', async () => {
+      const keys = Array.from({ length: 40 }, (_, i) => `key${i}`);
+      await Promise.all(keys.map((k, i) => s.put(k, i % 2, valueObj(k, i + 1))));
+      await s.put('key3', 1, update(s.get('key3')!, s.get('key3')!.vv, 'a', 99, null));
+      const staged = s.put('key5', 1, valueObj('later', 100));
+      for (const p of [0, 1]) {
+        const rebuilt = SegmentHashes.rebuild(s.scanPartition(p), s.segments);
+        expect(s.segmentHashes(p).equals(rebuilt)).toBe(true);
+        for (const seg of [...new Set(s.scanPartition(p).map(([k]) => segmentOf(k, s.segments)))].slice(0, 5)) {
+          const expected = s.scanPartition(p).filter(([k]) => segmentOf(k, s.segments) === seg).map(([k, o]) => [k, keyObjectHash(k, o)]);
+          const listed = s.keyHashes(p, [seg]).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+          expect(listed).toEqual(expected.sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
+        }
+      }
+      await staged;
+      expect(await s.checkSegments([0, 1, 2])).toEqual([]);
+    });
+
+    it('collects a tombstone only while it is the key\'s exact state, and remembers it as reaped', async () => {
+      await s.put('live', 0, valueObj('v'));
+      await s.put('dead', 0, tombstone(2));
+      const dead = s.get('dead')!;
+      expect(await s.collect('live', 0, s.get('live')!)).toBe(false); // not a tombstone
+      expect(await s.collect('dead', 0, tombstone(3))).toBe(false); // another state
+      const before = s.segmentHashes(0).toArray();
+      expect(await s.collect('dead', 0, dead)).toBe(true);
+      expect(s.get('dead')).toBeUndefined();
+      expect(s.reaped('dead')).toEqual(dead);
+      expect(s.reapedCount()).toBe(1);
+      expect(s.scanPartition(0).map(([k]) => k)).toEqual(['live']);
+      // The key no longer counts in its segment, but exchanges still list it as reaped.
+      const seg = segmentOf('dead', s.segments);
+      expect(s.segmentHashes(0).get(seg).equals(before[seg]!)).toBe(false);
+      expect(s.segmentHashes(0).equals(SegmentHashes.rebuild(s.scanPartition(0), s.segments))).toBe(true);
+      expect(s.keyHashes(0, [seg]).map(([k]) => k)).not.toContain('dead');
+      expect(s.reapedHashes(0, [seg])).toEqual([['dead', keyObjectHash('dead', dead)]]);
+      // Writing the key again replaces the reaped record.
+      await s.put('dead', 0, update(dead, dead.vv, 'a', 5, enc('back')));
+      expect(text(s.get('dead')!)).toBe('back');
+      expect(s.reaped('dead')).toBeUndefined();
+      expect(s.reapedCount()).toBe(0);
+    });
+
+    it('lists only tombstones older than the cutoff, and forgets reaped records by age', async () => {
+      await s.put('old', 0, tombstone(1));
+      await s.put('value', 0, valueObj('v', 2));
+      await new Promise((r) => setTimeout(r, 5));
+      const cutoff = Date.now();
+      await new Promise((r) => setTimeout(r, 5));
+      await s.put('new', 0, tombstone(3));
+      expect(s.tombstones(0, cutoff, 10).map(([k]) => k)).toEqual(['old']);
+      expect(s.tombstones(0, Date.now() + 1, 10).map(([k]) => k).sort()).toEqual(['new', 'old']);
+      expect(s.tombstones(0, Date.now() + 1, 1)).toHaveLength(1);
+      expect(s.tombstones(1, Date.now() + 1, 10)).toEqual([]);
+      expect(await s.collect('old', 0, s.get('old')!)).toBe(true);
+      expect(await s.forgetReaped(cutoff)).toBe(0); // reaped just now
+      expect(await s.forgetReaped(Date.now() + 1)).toBe(1);
+      expect(s.reaped('old')).toBeUndefined();
+      expect(s.reapedCount()).toBe(0);
     });
 
     it('commits staged writes on close, then refuses work with STOPPING', async () => {

@@ -91,4 +91,54 @@ describe('anti-entropy', () => {
     const read = await cluster.client(['n3']).get('split', { r: 3 });
     expect(read.values.map(text).sort()).toEqual(['from-n1', 'from-n2']);
   });
+
+  it('collects tombstones only once every replica holds them, and never brings a deleted value back', async () => {
+    const grace = 1500;
+    cluster = await TestCluster.start({
+      nodes: 3,
+      n: 3,
+      args: ['--ae-interval-ms', '300', '--hint-window-ms', '1000', '--tombstone-grace-ms', String(grace)],
+    });
+    const all = cluster.client();
+    await Promise.all(Array.from({ length: 60 }, (_, i) => all.put(`key${i}`, `value-${i}`, { w: 'all' })));
+    await all.put('zombie', 'old', { w: 'all' });
+    const field = async (id: string, name: string): Promise<number> =>
+      ((await cluster!.status(id)).nodes.find((n) => n.id === id)?.[name] as number | undefined) ?? 0;
+
+    // n3 misses the delete of "zombie" and keeps the old value.
+    await cluster.stop('n3');
+    await cluster.waitState('n1', 'n3', 'down');
+    const deletedAt = Date.now();
+    await cluster.client(['n1']).del('zombie', { w: 2, r: 2 });
+    // n1 and n2 exchange past the grace period, but n3 has not confirmed: nothing is collected.
+    await waitFor('n1 to finish a round after the grace period', async () => {
+      const at = (await cluster!.status('n1')).nodes.find((n) => n.id === 'n1')?.aeLastRoundAt as string | null;
+      return at !== null && at !== undefined && Date.parse(at) > deletedAt + grace + 600;
+    }, 30_000, 200);
+    expect(await field('n1', 'tombstonesCollected')).toBe(0);
+    expect(await field('n2', 'tombstonesCollected')).toBe(0);
+
+    // Everyone up: delete half the keys with every replica answering, then wait for collection.
+    await cluster.restart('n3');
+    await cluster.waitAllUp();
+    await Promise.all(Array.from({ length: 30 }, (_, i) => all.del(`key${i}`, { w: 'all', r: 'all' })));
+    for (const id of ['n1', 'n2', 'n3'])
+      await waitFor(`${id} to collect 31 tombstones`, async () => (await field(id, 'tombstonesCollected')) >= 31, 60_000, 300);
+    for (const id of ['n1', 'n2', 'n3']) {
+      // Each tombstone collected once; its reaped record is kept for one grace period, then forgotten.
+      expect(await field(id, 'tombstonesCollected')).toBe(31);
+      expect((await field(id, 'reapedKept')) + (await field(id, 'reapedForgotten'))).toBe(31);
+    }
+
+    // Gone everywhere and staying gone: no replica holds a stale value, and a full round between
+    // nodes that all collected them ships nothing either way.
+    expect((await all.get('zombie', { r: 'all' })).found).toBe(false);
+    for (let i = 0; i < 30; i++) expect((await all.get(`key${i}`, { r: 'all' })).found).toBe(false);
+    expect(await cluster.keysHeld()).toEqual({ n1: 30, n2: 30, n3: 30 });
+    for (const id of ['n1', 'n2', 'n3']) expect((await cluster.client([id]).repair()).keysRepaired).toBe(0);
+
+    // A new write without a context is never hidden by the collected tombstone.
+    await all.put('zombie', 'new', { w: 'all' });
+    expect((await all.get('zombie', { r: 'all' })).values.map(text)).toEqual(['new']);
+  });
 });

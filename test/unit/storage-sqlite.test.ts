@@ -7,7 +7,8 @@ import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCodes, NexusError } from '../../src/core/errors.js';
-import { emptyObject, update, type VersionedObject } from '../../src/core/version.js';
+import { SegmentHashes, segmentOf } from '../../src/antientropy/segments.js';
+import { emptyObject, encodeObject, update, type VersionedObject } from '../../src/core/version.js';
 import { DB_FILE_NAME, SCHEMA_VERSION, SqliteStorage } from '../../src/storage/index.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -145,21 +146,94 @@ describe('SqliteStorage', () => {
   it('reads the store once, not twice, for a get followed by a put of the same key', async () => {
     const s = openStorage();
     await s.put('k', 0, valueObj('v1'));
-    const readLive = vi.spyOn(s as unknown as { readCommittedLive(key: string): boolean }, 'readCommittedLive');
-    const cur = s.get('k')!;
-    await s.put('k', 0, update(cur, cur.vv, 'a', 2, null)); // live -> deleted, liveness from the get
-    expect(s.get('new')).toBeUndefined();
-    await s.put('new', 0, valueObj('n')); // absent -> live, from the get too
-    expect(readLive).not.toHaveBeenCalled();
+    const read = vi.spyOn(s as unknown as { readCommitted(key: string): unknown }, 'readCommitted');
+    expect(s.get('new')).toBeUndefined(); // not cached: one read of the store
+    expect(read).toHaveBeenCalledTimes(1);
+    await s.put('new', 0, valueObj('n')); // absent -> live, known from the get
+    const cur = s.get('k')!; // cached since its put landed
+    await s.put('k', 0, update(cur, cur.vv, 'a', 2, null)); // live -> deleted, known from the get
+    expect(read).toHaveBeenCalledTimes(1);
     expect(s.liveKeyCount()).toBe(1);
-
-    s.get('new');
-    await s.put('k', 0, valueObj('v3', 3)); // no get of 'k' just before: reads its liveness
-    expect(readLive).toHaveBeenCalledTimes(1);
+    await s.put('other', 0, valueObj('o')); // no get before: reads the committed state once
+    expect(read).toHaveBeenCalledTimes(2);
     expect(s.liveKeyCount()).toBe(2);
-    await s.put('k', 0, tombstone(4)); // still no get of 'k' since its last put: reads again
-    expect(readLive).toHaveBeenCalledTimes(2);
-    expect(s.liveKeyCount()).toBe(1);
+  });
+
+  describe('segment hashes and reaped records', () => {
+    const rebuilt = (st: SqliteStorage, p: number): SegmentHashes => SegmentHashes.rebuild(st.scanPartition(p), st.segments);
+
+    it('finds and corrects persisted hashes that do not match the data', async () => {
+      const s = openStorage({ segments: 16 });
+      await Promise.all(Array.from({ length: 50 }, (_, i) => s.put(`k${i}`, i % 3, valueObj(`v${i}`))));
+      await s.close();
+      const raw = new Database(path.join(dir, DB_FILE_NAME));
+      raw.prepare('UPDATE segments SET hash = zeroblob(16) WHERE partition = 1').run(); // damage
+      raw.close();
+      const again = openStorage({ segments: 16 });
+      expect(again.segmentHashes(1).equals(rebuilt(again, 1))).toBe(false);
+      expect(await again.checkSegments([0, 1, 2])).toEqual([1]);
+      expect(again.segmentHashes(1).equals(rebuilt(again, 1))).toBe(true);
+      await again.close();
+      const third = openStorage({ segments: 16 });
+      expect(await third.checkSegments([0, 1, 2])).toEqual([]); // the correction was persisted
+    });
+
+    it('re-indexes a file opened with another segment count', async () => {
+      const s = openStorage({ segments: 16 });
+      await Promise.all(Array.from({ length: 30 }, (_, i) => s.put(`k${i}`, 0, valueObj(`v${i}`))));
+      await s.put('gone', 0, tombstone(7));
+      expect(await s.collect('gone', 0, s.get('gone')!)).toBe(true);
+      await s.close();
+      const again = openStorage({ segments: 64 });
+      expect(again.segments).toBe(64);
+      expect(again.segmentHashes(0).equals(rebuilt(again, 0))).toBe(true);
+      expect(await again.checkSegments([0])).toEqual([]);
+      const seg = segmentOf('gone', 64);
+      expect(again.reapedHashes(0, [seg]).map(([k]) => k)).toEqual(['gone']);
+    });
+
+    it('upgrades a schema-2 file: segment columns, hashes and the reaped table appear, data stays', async () => {
+      const raw = new Database(path.join(dir, DB_FILE_NAME));
+      raw.exec(`
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE objects (key TEXT PRIMARY KEY, partition INTEGER NOT NULL, live INTEGER NOT NULL, obj BLOB NOT NULL);
+        CREATE INDEX objects_by_partition ON objects (partition, key);
+        CREATE TABLE hints (id INTEGER PRIMARY KEY, target TEXT NOT NULL, key TEXT NOT NULL, partition INTEGER NOT NULL,
+          version INTEGER NOT NULL, created_at INTEGER NOT NULL, obj BLOB NOT NULL);
+      `);
+      const ins = raw.prepare('INSERT INTO objects (key, partition, live, obj) VALUES (?, ?, ?, ?)');
+      for (let i = 0; i < 20; i++) ins.run(`k${i}`, i % 2, 1, encodeObject(valueObj(`v${i}`)));
+      ins.run('dead', 0, 0, encodeObject(tombstone(3)));
+      raw.pragma('user_version = 2');
+      raw.close();
+      const s = openStorage({ segments: 32 });
+      expect(text(s.get('k7'))).toBe('v7');
+      expect(s.liveKeyCount()).toBe(20);
+      for (const p of [0, 1]) expect(s.segmentHashes(p).equals(rebuilt(s, p))).toBe(true);
+      // Migrated tombstones count their age from the upgrade, not from the epoch.
+      expect(s.tombstones(0, Date.now() - 60_000, 10)).toEqual([]);
+      expect(s.tombstones(0, Date.now() + 1, 10).map(([k]) => k)).toEqual(['dead']);
+      expect(await s.collect('dead', 0, s.get('dead')!)).toBe(true);
+    });
+
+    it('keeps a collected tombstone out of the data and in the reaped table across reopen', async () => {
+      const s = openStorage();
+      await s.put('d', 2, tombstone(4));
+      const t = s.get('d')!;
+      await s.put('x', 2, valueObj('x'));
+      expect(await s.collect('d', 2, t)).toBe(true);
+      await s.close();
+      const again = openStorage();
+      expect(again.get('d')).toBeUndefined();
+      expect(again.reaped('d')).toEqual(t);
+      expect(again.reapedCount()).toBe(1);
+      expect(again.segmentHashes(2).equals(rebuilt(again, 2))).toBe(true);
+      await again.put('d', 2, valueObj('again', 9));
+      await again.close();
+      const third = openStorage();
+      expect(third.reaped('d')).toBeUndefined();
+      expect(text(third.get('d'))).toBe('again');
+    });
   });
 
   describe('commits on a worker thread', () => {
