@@ -124,7 +124,7 @@ export class NexusNode {
     const log = parts.log ?? createLogger(cfg.id);
     const clock = parts.clock ?? systemClock;
     const storage =
-      parts.storage ?? SqliteStorage.open({ dir: cfg.dataDir, durability: cfg.durability, maxDataBytes: parts.maxDataBytes ?? 0, now: () => clock.now() });
+      parts.storage ?? SqliteStorage.open({ dir: cfg.dataDir, durability: cfg.durability, maxDataBytes: parts.maxDataBytes ?? 0, segments: cfg.segments, now: () => clock.now() });
     let identity: NodeIdentity;
     try {
       identity = NodeIdentity.open(storage, cfg.id, cfg.cluster, log);
@@ -170,7 +170,8 @@ export class NexusNode {
     });
     node.startHeartbeats();
     node.handoff.start();
-    node.antiEntropy.start();
+    if (cfg.segments > 0) node.antiEntropy.start();
+    else log.warn('anti-entropy is off (--segments 0): replicas are repaired only by reads and hinted handoff');
     node.load.start();
     log.info({ port: cfg.port, actor: identity.actor, fingerprint: settingsFingerprint(cfg.cluster) }, 'node started');
     return node;
@@ -243,6 +244,7 @@ export class NexusNode {
         return this.antiEntropy.done(this.checkPartition(msg.partition), origin.id);
       case 'repair': {
         if (msg.partition !== undefined) this.checkPartition(msg.partition);
+        if (this.cfg.segments === 0) throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `anti-entropy is off on node ${this.cfg.id} (started with --segments 0)`);
         const report = await this.antiEntropy.round(msg.partition, true);
         return { node: this.cfg.id, ...report } satisfies Replies['repair'];
       }

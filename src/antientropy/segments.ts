@@ -1,7 +1,7 @@
 // Segment hashes: the leaves of a partition's anti-entropy tree, kept up to date on every write.
 //
 // Each key falls in one of `segments` segments. A segment's hash is the XOR, over the keys it
-// holds, of H(key ‖ objectHash(object)). XOR makes the hash independent of write order and lets a
+// holds, of H(key ‖ object) (`keyObjectHash`). XOR makes the hash independent of write order and lets a
 // write update it from the old and new object alone: XOR out the old contribution, XOR in the new
 // one. No rescan is ever needed, and a write that leaves an object's state unchanged (a merge with
 // something older) XORs the same value out and in again: the segment does not move.
@@ -12,9 +12,10 @@
 // Everything here is pure; storage decides where the hashes live (one blob, or one row per
 // segment updated through `segmentDelta` in the write's own transaction).
 
-import { createHash } from 'node:crypto';
+// The one definition lives in the commit worker, which must stay free of imports from Nexus.
+import { contribution } from '../storage/sqlite-worker.js';
 import { ErrorCodes, NexusError } from '../core/errors.js';
-import { objectHash, type VersionedObject } from '../core/version.js';
+import { encodeObject, type VersionedObject } from '../core/version.js';
 
 /** Segments per partition unless configured otherwise. A power of two, as the tree requires. */
 export const SEGMENTS_DEFAULT = 1024;
@@ -31,34 +32,36 @@ export function validateSegments(segments: number): void {
 }
 
 /**
- * The segment (0..segments-1) a key falls in. sha256, not the ring's md5: keys of one partition
- * share their md5 prefix, so reusing it would pile them into few segments; an unrelated hash
- * spreads them evenly.
+ * The segment (0..segments-1) a key falls in: FNV-1a over the key's UTF-16 code units, then
+ * murmur3's finaliser so every output bit depends on every input bit. Not the ring's md5: keys of
+ * one partition share their md5 prefix, so reusing it would pile them into few segments. Not a
+ * cryptographic hash either: it runs on every write, and a crafted key can at worst crowd one
+ * segment (making exchanges of it list more keys), never break correctness.
  */
 export function segmentOf(key: string, segments: number): number {
-  const h = createHash('sha256').update('nexus-segment\u0000').update(key, 'utf8').digest().readUInt32BE(0);
-  return h % segments; // exact for a power of two ≤ 2^32: the low bits
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) % segments; // exact for a power of two ≤ 2^32: the low bits
 }
 
-/** H(key ‖ objectHash): what a key contributes to its segment, given the object's 128-bit hash. */
-export function keyHash(key: string, objHash: Uint8Array): Buffer {
-  // objHash has a fixed length, so key ‖ objHash is unambiguous without a length prefix.
-  return createHash('sha256').update(key, 'utf8').update(objHash).digest().subarray(0, HASH_BYTES);
-}
-
-// Objects are never mutated (every write and merge makes a new one), and a state usually comes
-// by twice — as `after` when written, then as `before` when the next write replaces it (storage
-// hands back the same instance) — so each object's contribution is computed once. Keyed by the
-// object itself, so entries go away with it.
-const contributions = new WeakMap<VersionedObject, { key: string; hash: Buffer }>();
-
-/** What `key` holding `obj` contributes to its segment (also the hash exchanged per key). */
+/**
+ * What `key` holding `obj` contributes to its segment, and the hash exchanged per key:
+ * H(len(key) ‖ key ‖ canonical encoding of obj), sha256 cut to 128 bits. One hash over the
+ * encoding rather than a hash of the object's hash: it runs on every write, in the SQLite commit
+ * worker (`contribution` in sqlite-worker.ts, which this calls).
+ */
 export function keyObjectHash(key: string, obj: VersionedObject): Buffer {
-  const known = contributions.get(obj);
-  if (known !== undefined && known.key === key) return known.hash;
-  const hash = keyHash(key, objectHash(obj));
-  contributions.set(obj, { key, hash });
-  return hash;
+  return keyEncodedHash(key, encodeObject(obj));
+}
+
+/** `keyObjectHash` from the object's `encodeObject` bytes (the same function as the worker's). */
+export function keyEncodedHash(key: string, encoded: Uint8Array): Buffer {
+  return contribution(key, encoded);
 }
 
 /** a ^= b, in place, over HASH_BYTES. */
@@ -118,6 +121,12 @@ export class SegmentHashes {
     this.checkIndex(segment);
     const off = segment * HASH_BYTES;
     for (let i = 0; i < HASH_BYTES; i++) this.buf[off + i] = this.buf[off + i]! ^ delta[i]!;
+  }
+
+  /** Sets segment i's hash. */
+  setSegment(i: number, hash: Uint8Array): void {
+    this.checkIndex(i);
+    this.buf.set(hash.subarray(0, HASH_BYTES), i * HASH_BYTES);
   }
 
   /** A copy of segment i's hash. */

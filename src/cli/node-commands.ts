@@ -31,6 +31,7 @@ interface StartOptions {
   aeIntervalMs?: string;
   tombstoneGraceMs?: string;
   checkSegments?: boolean;
+  segments?: string;
 }
 
 function int(v: string | number | undefined, what: string): number | undefined {
@@ -77,7 +78,7 @@ export function nodeConfigFrom(o: StartOptions): { cfg: NodeConfig; maxDataBytes
   if (durability) cfg.durability = durability as Durability;
   const mvb = int(pick<string | number>(o.maxValueBytes, 'maxValueBytes'), '--max-value-bytes');
   if (mvb !== undefined) cfg.maxValueBytes = mvb;
-  for (const k of ['maxSiblings', 'requestTimeoutMs', 'defaultR', 'defaultW', 'maxInFlightPerLink', 'maxBufferedBytesPerLink', 'phiThreshold', 'heartbeatMs', 'handoffRatePerSec', 'hintWindowMs', 'antiEntropyIntervalMs', 'tombstoneGraceMs', 'checkSegments'] as const)
+  for (const k of ['maxSiblings', 'requestTimeoutMs', 'defaultR', 'defaultW', 'maxInFlightPerLink', 'maxBufferedBytesPerLink', 'phiThreshold', 'heartbeatMs', 'handoffRatePerSec', 'hintWindowMs', 'antiEntropyIntervalMs', 'tombstoneGraceMs', 'checkSegments', 'segments'] as const)
     if (file[k] !== undefined) (cfg as unknown as Record<string, unknown>)[k] = file[k];
   const num = (v: string | undefined, what: string): number | undefined => {
     if (v === undefined) return undefined;
@@ -92,6 +93,7 @@ export function nodeConfigFrom(o: StartOptions): { cfg: NodeConfig; maxDataBytes
   cfg.antiEntropyIntervalMs = num(o.aeIntervalMs, '--ae-interval-ms') ?? cfg.antiEntropyIntervalMs;
   cfg.tombstoneGraceMs = num(o.tombstoneGraceMs, '--tombstone-grace-ms') ?? cfg.tombstoneGraceMs;
   if (o.checkSegments) cfg.checkSegments = true;
+  cfg.segments = int(o.segments, '--segments') ?? cfg.segments;
   const maxDataBytes = int(pick<string | number>(o.maxDataBytes, 'maxDataBytes'), '--max-data-bytes') ?? 0;
   return { cfg, maxDataBytes };
 }
@@ -118,6 +120,7 @@ export function registerNodeCommands(program: Command): void {
     .option('--hint-window-ms <ms>', 'age past which a hint is dropped once a primary holds it (default 3 h)')
     .option('--ae-interval-ms <ms>', 'time between background anti-entropy rounds (default 10000)')
     .option('--tombstone-grace-ms <ms>', 'age after which a tombstone every replica holds is collected (default 6 h; > hint window)')
+    .option('--segments <k>', 'anti-entropy segments per partition, a power of two (default 1024; 0 = anti-entropy off, for benchmarks)')
     .option('--check-segments', 'at start, rebuild the anti-entropy segment hashes from the data and correct any that differ')
     .action(async (o: StartOptions) => {
       let node: NexusNode;

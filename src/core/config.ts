@@ -63,6 +63,11 @@ export interface NodeConfig {
   tombstoneGraceMs: number;
   /** At start, rebuild every segment hash from the stored objects, compare, and correct. */
   checkSegments: boolean;
+  /**
+   * Anti-entropy segments per partition (a power of two). 0 keeps no segment hashes and turns
+   * anti-entropy off: only for measuring what the hashes cost.
+   */
+  segments: number;
 }
 
 export const MAX_KEY_BYTES = 1024;
@@ -92,6 +97,7 @@ export function defaultNodeConfig(
     antiEntropyIntervalMs: 10_000,
     tombstoneGraceMs: 6 * 3600_000,
     checkSegments: false,
+    segments: 1024,
     ...partial,
   };
 }
@@ -146,6 +152,8 @@ export function validateNodeConfig(cfg: NodeConfig): void {
   if (!(cfg.handoffRatePerSec >= 1)) invalid(`handoffRatePerSec must be at least 1, got ${cfg.handoffRatePerSec}`);
   if (!(cfg.hintWindowMs >= 1000)) invalid(`hintWindowMs must be at least 1000 (1 s), got ${cfg.hintWindowMs}`);
   if (!(cfg.antiEntropyIntervalMs >= 100)) invalid(`antiEntropyIntervalMs must be at least 100, got ${cfg.antiEntropyIntervalMs}`);
+  if (!(cfg.segments === 0 || (isPowerOfTwo(cfg.segments) && cfg.segments <= 1 << 20)))
+    invalid(`segments must be a power of two up to 1048576 (or 0 to turn anti-entropy off), got ${cfg.segments}`);
   if (!(cfg.tombstoneGraceMs > cfg.hintWindowMs))
     invalid(`tombstoneGraceMs (${cfg.tombstoneGraceMs}) must be longer than hintWindowMs (${cfg.hintWindowMs}), so no hint can bring a collected value back`);
 }

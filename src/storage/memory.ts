@@ -4,7 +4,7 @@
 
 import { ErrorCodes, NexusError } from '../core/errors.js';
 import { decodeObject, type VersionedObject } from '../core/version.js';
-import { SEGMENTS_DEFAULT } from '../antientropy/segments.js';
+import { keyEncodedHash, SEGMENTS_DEFAULT, type SegmentHashes } from '../antientropy/segments.js';
 import { compareKeys, StagedStorage, type StagedWrite } from './staging.js';
 import type { KeyHash, Storage } from './types.js';
 
@@ -95,18 +95,25 @@ export class MemoryStorage extends StagedStorage implements Storage {
     return gone;
   }
 
-  /** The staging layer's hashes are this storage's only copy: nothing to persist. */
-  protected persistSegments(): void {}
+  /** The in-memory hashes are this storage's only copy. */
+  protected persistSegments(partition: number, hashes: SegmentHashes): void {
+    this.committedHashes.set(partition, hashes);
+  }
 
+  /** Applies the batch, keeping each row's contribution and its segment's hash as SQLite does. */
   protected commitBatch(batch: ReadonlyArray<readonly [string, StagedWrite]>): void {
     if (this.failWrites()) throw new NexusError(ErrorCodes.STORAGE_FAILED, 'disk full (simulated)');
     for (const [key, w] of batch) {
-      const row: Row = { partition: w.partition, live: w.live, bytes: w.bytes, segment: w.segment, khash: w.khash, since: w.since };
+      const khash = this.segments === 0 ? null : keyEncodedHash(key, w.bytes);
+      const row: Row = { partition: w.partition, live: w.live, bytes: w.bytes, segment: w.segment, khash, since: w.since };
+      const old = this.rows.get(key);
+      if (old?.khash) this.hashesOf(old.partition).xorSegment(old.segment, old.khash);
       if (w.reap !== undefined) {
         this.rows.delete(key);
         this.reapedRows.set(key, row);
       } else {
         this.rows.set(key, row);
+        if (khash !== null) this.hashesOf(w.partition).xorSegment(w.segment, khash);
         if (w.unreap) this.reapedRows.delete(key);
       }
     }

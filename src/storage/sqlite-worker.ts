@@ -12,16 +12,30 @@
 // on its own. Only types are shared, and `import type` leaves nothing behind at run time.
 //
 // Protocol (requests carry an id; each is answered, in order, with the same id):
-//   main → worker  { t: 'commit', id, rows }  rows = [key, partition, live, objBytes][], the bytes
-//                                         being views into one transferred ArrayBuffer
+//   main → worker  { t: 'commit', id, rows }  rows (see CommitRow), the bytes being views into one
+//                                         transferred ArrayBuffer
 //                  { t: 'hints', id, upserts, deletes }  hint rows to write and hint ids to delete
-//                  { t: 'close' }         close the connection and exit
+//                  { t: 'forget', id, before }  delete old reaped records (answered with their keys)
+//                  { t: 'segments', id, partition, hashes }  replace one partition's segment hashes
+//                  { t: 'checkpoint', id }  write the segment hashes' checkpoint now
+//                  { t: 'close' }         checkpoint the segment hashes, close, and exit
 //   worker → main  { t: 'done', id }      the batch is committed, durable per the synchronous
 //                                         setting, and visible to any read transaction begun after
 //                  { t: 'failed', id, ... }  rolled back; code/message of the SQLite error
 //                  { t: 'fatal', ... }    the connection could not be opened; the worker exits
 
+// Segment hashes. Each row stores its contribution (`khash`) in its own transaction, and the
+// per-segment XORs live in memory here. Writing the touched segments with every commit dirtied
+// about one extra page per row (rows of a batch fall in random segments; the anti-entropy
+// benchmark measured a third of put throughput), so instead each commit appends one journal row:
+// the XOR delta of every segment it changed, packed in a blob. The `segments` table is a
+// checkpoint, rewritten (dirty segments only) inside a commit at most every CHECKPOINT_MS and at
+// close, when the journal rows it covers are deleted. At open, the journal rows after the
+// checkpoint are replayed onto it — work proportional to the commits since the checkpoint,
+// never a rescan (see `recoverSegments` in sqlite.ts).
+
 import Database from 'better-sqlite3';
+import { createHash, hash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 
 export interface CommitWorkerConfig {
@@ -30,26 +44,41 @@ export interface CommitWorkerConfig {
   /** PRAGMA max_page_count, or 0 for none. */
   maxPageCount: number;
   busyTimeoutMs: number;
+  /** Segments per partition; 0 = keep no segment hashes. */
+  segments: number;
 }
 
 /**
- * One staged write. `khash` is what the new state contributes to segment `segment` of its
- * partition (null when segment hashes are off); `since` is when it was staged. With REAP the row
- * is removed instead and `obj`/`khash` describe the collected tombstone, remembered in `reaped`;
- * with UNREAP the key's reaped record is deleted (the key was written again).
+ * What `key` holding the object encoded as `obj` contributes to its segment: sha256 over
+ * len(key) ‖ key ‖ obj, cut to 16 bytes. Must equal `keyEncodedHash` in antientropy/segments.ts
+ * (this file cannot import it; test/unit/antientropy.test.ts holds the two equal).
  */
-export type CommitRow = [
-  key: string,
-  partition: number,
-  live: 0 | 1,
-  obj: Uint8Array,
-  segment: number,
-  khash: Uint8Array | null,
-  since: number,
-  flags: number,
-];
+export function contribution(key: string, obj: Uint8Array): Buffer {
+  // Small inputs (nearly every write) are laid out in one scratch buffer and hashed with the
+  // one-shot crypto.hash: half the cost of a Hash object with three updates.
+  if (obj.length + 4 + 3 * key.length <= scratch.length) {
+    const n = scratch.write(key, 4, 'utf8');
+    scratch.writeUInt32BE(n, 0);
+    scratch.set(obj, 4 + n);
+    return hash('sha256', scratch.subarray(0, 4 + n + obj.length), 'buffer').subarray(0, 16);
+  }
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(Buffer.byteLength(key, 'utf8'));
+  return createHash('sha256').update(len).update(key, 'utf8').update(obj).digest().subarray(0, 16);
+}
+const scratch = Buffer.alloc(64 * 1024);
+
+/**
+ * One staged write: the new state `obj` of `key`, in segment `segment` of its partition, staged
+ * at `since`. With REAP the row is removed instead and `obj` is the collected tombstone,
+ * remembered in `reaped`; with UNREAP the key's reaped record is deleted (the key was written
+ * again); FRESH is a hint that the key has no row yet.
+ */
+export type CommitRow = [key: string, partition: number, live: 0 | 1, obj: Uint8Array, segment: number, since: number, flags: number];
 export const REAP = 1;
 export const UNREAP = 2;
+/** The main thread believes no row exists: try a plain INSERT, with no read of the old row. */
+export const FRESH = 4;
 
 export type HintRow = [id: number, target: string, key: string, partition: number, version: number, createdAt: number, obj: Uint8Array];
 
@@ -58,59 +87,134 @@ export type ToWorker =
   | { t: 'hints'; id: number; upserts: HintRow[]; deletes: number[] }
   | { t: 'forget'; id: number; before: number }
   | { t: 'segments'; id: number; partition: number; hashes: Uint8Array[] }
+  | { t: 'checkpoint'; id: number }
   | { t: 'close' };
 
 export type FromWorker =
-  | { t: 'done'; id: number; keys?: string[] }
+  // `segs`: the new hash of every segment the request changed, packed as (u32 partition,
+  // u32 segment, 16-byte hash) records, so the main thread's copy follows the committed state.
+  | { t: 'done'; id: number; keys?: string[]; segs?: Uint8Array }
   | { t: 'failed'; id: number; code: string; message: string }
   | { t: 'fatal'; code: string; message: string };
+
+/** Bytes per journal or `segs` record: u32 partition, u32 segment, 16-byte hash or delta. */
+export const SEGMENT_RECORD = 24;
+
+/** Longest time between segment checkpoints (while commits keep coming). */
+const CHECKPOINT_MS = 10_000;
 
 /** Segment numbers are below 2^20 (SEGMENTS_MAX), so this packs (partition, segment) in one number. */
 const SEGMENT_SLOTS = 2 ** 20;
 
 /**
- * The persisted segment hashes, mirrored in memory so a commit updates them without reading the
- * table: every row's old contribution is XORed out and its new one in, and each touched segment
- * is written back in the same transaction. A failed transaction restores what it touched.
+ * The segment hashes of the committed rows, in memory: one buffer of segments × 16 bytes per
+ * partition (few large objects, so little for the garbage collector to walk). `dirty` holds the
+ * slots changed since the last checkpoint; `undo` the old bytes of the slots the current
+ * transaction changed, so a failed transaction can be taken back.
  */
 class SegmentTable {
-  private readonly hashes = new Map<number, Buffer>();
-  private touched = new Map<number, Buffer | undefined>();
+  private readonly parts = new Map<number, Buffer>();
+  private dirty = new Set<number>();
+  private undo = new Map<number, Buffer>();
+  /** Slots the current transaction made dirty (they were clean before it). */
+  private newlyDirty: number[] = [];
 
-  constructor(rows: Array<{ partition: number; segment: number; hash: Buffer }>) {
-    for (const r of rows) this.hashes.set(r.partition * SEGMENT_SLOTS + r.segment, Buffer.from(r.hash));
+  constructor(
+    private readonly segments: number,
+    rows: Array<{ partition: number; segment: number; hash: Buffer }>,
+  ) {
+    if (segments > 0) for (const r of rows) if (r.segment < segments) r.hash.copy(this.part(r.partition), r.segment * 16);
   }
 
   xor(partition: number, segment: number, h: Uint8Array): void {
-    const slot = partition * SEGMENT_SLOTS + segment;
-    let cur = this.hashes.get(slot);
-    if (!this.touched.has(slot)) this.touched.set(slot, cur === undefined ? undefined : Buffer.from(cur));
-    if (cur === undefined) this.hashes.set(slot, (cur = Buffer.alloc(h.length)));
-    for (let i = 0; i < h.length; i++) cur[i] = cur[i]! ^ h[i]!;
+    const buf = this.touch(partition, segment);
+    const off = segment * 16;
+    for (let i = 0; i < 16; i++) buf[off + i] = buf[off + i]! ^ h[i]!;
   }
 
   set(partition: number, segment: number, h: Uint8Array): void {
-    const slot = partition * SEGMENT_SLOTS + segment;
-    if (!this.touched.has(slot)) this.touched.set(slot, this.hashes.get(slot));
-    this.hashes.set(slot, Buffer.from(h));
+    this.touch(partition, segment).set(h.subarray(0, 16), segment * 16);
   }
 
-  /** Writes every touched segment through `write` and forgets the undo list. */
-  flush(write: (partition: number, segment: number, hash: Buffer) => void): void {
-    for (const slot of this.touched.keys()) write(Math.floor(slot / SEGMENT_SLOTS), slot % SEGMENT_SLOTS, this.hashes.get(slot)!);
+  get dirtyCount(): number {
+    return this.dirty.size;
   }
 
-  commit(): void {
-    this.touched = new Map();
+  /** The slots the current transaction changed, with their new hashes (see FromWorker `segs`). */
+  packChanged(): Uint8Array | undefined {
+    if (this.undo.size === 0) return undefined;
+    const out = Buffer.alloc(this.undo.size * SEGMENT_RECORD);
+    let off = 0;
+    for (const slot of this.undo.keys()) {
+      const [p, seg] = unpack(slot);
+      out.writeUInt32BE(p, off);
+      out.writeUInt32BE(seg, off + 4);
+      this.part(p).copy(out, off + 8, seg * 16, seg * 16 + 16);
+      off += SEGMENT_RECORD;
+    }
+    return out;
+  }
+
+  /** The XOR delta of every slot the current transaction changed: the journal row's blob. */
+  packDeltas(): Buffer {
+    const out = Buffer.alloc(this.undo.size * SEGMENT_RECORD);
+    let off = 0;
+    for (const [slot, old] of this.undo) {
+      const [p, seg] = unpack(slot);
+      out.writeUInt32BE(p, off);
+      out.writeUInt32BE(seg, off + 4);
+      const cur = this.part(p);
+      for (let i = 0; i < 16; i++) out[off + 8 + i] = cur[seg * 16 + i]! ^ old[i]!;
+      off += SEGMENT_RECORD;
+    }
+    return out;
+  }
+
+  /** Writes every segment changed since the last checkpoint through `write`. */
+  checkpoint(write: (partition: number, segment: number, hash: Buffer) => void): void {
+    for (const slot of this.dirty) {
+      const [p, seg] = unpack(slot);
+      write(p, seg, this.part(p).subarray(seg * 16, seg * 16 + 16));
+    }
+  }
+
+  /** The transaction committed; `checkpointed`: its checkpoint too. */
+  commit(checkpointed: boolean): void {
+    this.undo = new Map();
+    this.newlyDirty = [];
+    if (checkpointed) this.dirty = new Set();
   }
 
   rollback(): void {
-    for (const [slot, old] of this.touched) {
-      if (old === undefined) this.hashes.delete(slot);
-      else this.hashes.set(slot, old);
+    for (const [slot, old] of this.undo) {
+      const [p, seg] = unpack(slot);
+      old.copy(this.part(p), seg * 16);
     }
-    this.touched = new Map();
+    for (const slot of this.newlyDirty) this.dirty.delete(slot);
+    this.undo = new Map();
+    this.newlyDirty = [];
   }
+
+  private part(partition: number): Buffer {
+    let buf = this.parts.get(partition);
+    if (buf === undefined) this.parts.set(partition, (buf = Buffer.alloc(this.segments * 16)));
+    return buf;
+  }
+
+  private touch(partition: number, segment: number): Buffer {
+    const buf = this.part(partition);
+    const slot = partition * SEGMENT_SLOTS + segment;
+    if (!this.undo.has(slot)) this.undo.set(slot, Buffer.from(buf.subarray(segment * 16, segment * 16 + 16)));
+    if (!this.dirty.has(slot)) {
+      this.dirty.add(slot);
+      this.newlyDirty.push(slot);
+    }
+    return buf;
+  }
+}
+
+function unpack(slot: number): [partition: number, segment: number] {
+  return [Math.floor(slot / SEGMENT_SLOTS), slot % SEGMENT_SLOTS];
 }
 
 function describe(err: unknown): { code: string; message: string } {
@@ -121,10 +225,11 @@ function describe(err: unknown): { code: string; message: string } {
 function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): void {
   const send = (msg: FromWorker): void => port.postMessage(msg);
   let db: Database.Database;
-  let commit: (rows: CommitRow[]) => void;
+  let commit: (rows: CommitRow[]) => boolean;
   let commitHints: (upserts: HintRow[], deletes: number[]) => void;
   let forget: (before: number) => string[];
   let replaceSegments: (partition: number, hashes: Uint8Array[]) => void;
+  let checkpointNow: () => void;
   let segments: SegmentTable;
   try {
     db = new Database(cfg.file, { timeout: cfg.busyTimeoutMs });
@@ -135,17 +240,35 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
     // SQLite's automatic checkpoint (every ~1000 WAL pages) stays on here, so checkpoints run
     // inside this thread's commits, off the main thread.
     if (cfg.maxPageCount > 0) db.pragma(`max_page_count = ${cfg.maxPageCount}`);
+    // The main thread replayed the journal and wrote a fresh checkpoint before starting this thread.
     segments = new SegmentTable(
+      cfg.segments,
       db.prepare<[], { partition: number; segment: number; hash: Buffer }>('SELECT partition, segment, hash FROM segments').all(),
     );
+    let lastCheckpoint = Date.now();
+
     const old = db.prepare<[string], { partition: number; segment: number; khash: Buffer | null }>(
       'SELECT partition, segment, khash FROM objects WHERE key = ?',
     );
-    const upsert = db.prepare<[string, number, number, number, number, Uint8Array | null, Uint8Array]>(
-      `INSERT INTO objects (key, partition, segment, live, since, khash, obj) VALUES (?, ?, ?, ?, ?, ?, ?)
+    const columns = '(key, partition, segment, live, since, khash, obj) VALUES (?, ?, ?, ?, ?, ?, ?)';
+    type Params = [string, number, number, number, number, Uint8Array | null, Uint8Array];
+    const upsert = db.prepare<Params>(
+      `INSERT INTO objects ${columns}
        ON CONFLICT (key) DO UPDATE SET partition = excluded.partition, segment = excluded.segment, live = excluded.live,
          since = excluded.since, khash = excluded.khash, obj = excluded.obj`,
     );
+    const insert = db.prepare<Params>(`INSERT INTO objects ${columns}`);
+    /** Inserts a row the main thread believes new; false (nothing done) when one exists after all. */
+    const insertFresh = (row: Params): boolean => {
+      try {
+        insert.run(...row);
+        return true;
+      } catch (err) {
+        // A failed statement leaves the transaction open; the caller takes the careful path.
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return false;
+        throw err;
+      }
+    };
     const remove = db.prepare<[string]>('DELETE FROM objects WHERE key = ?');
     const reap = db.prepare<[string, number, number, Uint8Array | null, Uint8Array, number]>(
       `INSERT INTO reaped (key, partition, segment, khash, obj, reaped_at) VALUES (?, ?, ?, ?, ?, ?)
@@ -156,27 +279,54 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
     const writeSegment = db.prepare<[number, number, Buffer]>(
       'INSERT INTO segments (partition, segment, hash) VALUES (?, ?, ?) ON CONFLICT (partition, segment) DO UPDATE SET hash = excluded.hash',
     );
-    const tx = db.transaction((rows: CommitRow[]) => {
-      for (const [key, partition, live, obj, segment, khash, since, flags] of rows) {
-        // The row's old contribution comes from the row itself, so the persisted hashes always
-        // equal the XOR of the persisted rows, whatever the main thread believed.
+    const journal = db.prepare<[Buffer]>('INSERT INTO segment_journal (deltas) VALUES (?)');
+    const clearJournal = db.prepare('DELETE FROM segment_journal');
+    /** Writes the dirty segments and empties the journal they now cover (inside a transaction). */
+    const writeCheckpoint = (): void => {
+      segments.checkpoint((p, s, h) => writeSegment.run(p, s, h));
+      clearJournal.run();
+    };
+
+    const hashing = cfg.segments !== 0;
+    const tx = db.transaction((rows: CommitRow[]): boolean => {
+      for (const [key, partition, live, obj, segment, since, flags] of rows) {
+        // Hashed here, off the main thread: the one cost of keeping segment hashes per write.
+        const khash = hashing ? contribution(key, obj) : null;
+        if (flags & FRESH && !(flags & REAP) && insertFresh([key, partition, segment, live, since, khash, obj])) {
+          if (khash !== null) segments.xor(partition, segment, khash);
+          if (flags & UNREAP) unreap.run(key);
+          continue;
+        }
+        // The row's old contribution comes from the row itself, so the hashes always equal the
+        // XOR of the stored rows, whatever the main thread believed.
         const was = old.get(key);
-        const unchanged = !(flags & REAP) && was !== undefined && khash !== null && was.khash !== null && was.partition === partition && was.segment === segment && Buffer.from(khash).equals(was.khash);
-        if (was !== undefined && was.khash !== null && !unchanged) segments.xor(was.partition, was.segment, was.khash);
+        if (was !== undefined && was.khash !== null) segments.xor(was.partition, was.segment, was.khash);
         if (flags & REAP) {
           remove.run(key);
           reap.run(key, partition, segment, khash, obj, since);
         } else {
           upsert.run(key, partition, segment, live, since, khash, obj);
-          if (khash !== null && !unchanged) segments.xor(partition, segment, khash);
+          if (khash !== null) segments.xor(partition, segment, khash);
           if (flags & UNREAP) unreap.run(key);
         }
       }
-      segments.flush((p, s, h) => writeSegment.run(p, s, h));
+      const due = Date.now() - lastCheckpoint >= CHECKPOINT_MS;
+      if (due) writeCheckpoint();
+      else if (hashing) journal.run(segments.packDeltas());
+      return due;
     });
     // BEGIN IMMEDIATE: take the write lock up front (waiting up to the busy timeout if the main
     // connection is writing metadata) rather than upgrading a read transaction mid-way.
-    commit = (rows) => tx.immediate(rows);
+    commit = (rows) => {
+      const checkpointed = tx.immediate(rows);
+      if (checkpointed) lastCheckpoint = Date.now();
+      return checkpointed;
+    };
+    checkpointNow = () => {
+      if (segments.dirtyCount === 0) return;
+      db.transaction(writeCheckpoint).immediate();
+      lastCheckpoint = Date.now();
+    };
     const putHint = db.prepare<HintRow>(
       `INSERT INTO hints (id, target, key, partition, version, created_at, obj) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET version = excluded.version, obj = excluded.obj`,
@@ -191,7 +341,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
     forget = (before) => db.transaction(() => forgetStmt.all(before)).immediate();
     const segTx = db.transaction((partition: number, hashes: Uint8Array[]) => {
       hashes.forEach((h, i) => segments.set(partition, i, h));
-      segments.flush((p, s, h) => writeSegment.run(p, s, h));
+      writeCheckpoint();
     });
     replaceSegments = (partition, hashes) => segTx.immediate(partition, hashes);
   } catch (err) {
@@ -203,6 +353,12 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
   port.on('message', (msg: ToWorker) => {
     if (msg.t === 'close') {
       try {
+        checkpointNow(); // a clean stop leaves no journal to replay
+        segments.commit(true);
+      } catch {
+        segments.rollback(); // the journal stays valid: the next open replays it
+      }
+      try {
         db.close();
       } finally {
         port.close(); // nothing else keeps this thread alive: it exits
@@ -210,13 +366,22 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
       return;
     }
     let keys: string[] | undefined;
+    let segs: Uint8Array | undefined;
+    let checkpointed = false;
     try {
       // Each rolls back by itself when a statement or the COMMIT fails.
-      if (msg.t === 'commit') commit(msg.rows);
+      if (msg.t === 'commit') checkpointed = commit(msg.rows);
       else if (msg.t === 'hints') commitHints(msg.upserts, msg.deletes);
       else if (msg.t === 'forget') keys = forget(msg.before);
-      else replaceSegments(msg.partition, msg.hashes);
-      segments.commit();
+      else if (msg.t === 'checkpoint') {
+        checkpointNow();
+        checkpointed = true;
+      } else {
+        replaceSegments(msg.partition, msg.hashes);
+        checkpointed = true;
+      }
+      segs = segments.packChanged();
+      segments.commit(checkpointed);
     } catch (err) {
       segments.rollback();
       if (db.inTransaction) {
@@ -229,7 +394,10 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
       send({ t: 'failed', id: msg.id, ...describe(err) });
       return;
     }
-    send(keys === undefined ? { t: 'done', id: msg.id } : { t: 'done', id: msg.id, keys });
+    const done: FromWorker = { t: 'done', id: msg.id };
+    if (keys !== undefined) done.keys = keys;
+    if (segs !== undefined) done.segs = segs;
+    send(done);
   });
 }
 

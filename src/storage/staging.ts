@@ -5,17 +5,18 @@
 // A subclass supplies only the committed side: read a key, read its liveness, scan a partition,
 // commit a batch atomically (throwing a STORAGE_FAILED NexusError on failure), close.
 //
-// This layer also keeps every partition's segment hashes (anti-entropy's tree leaves) for the
-// visible state, and tags each staged row with its segment and contribution hash, so that the
-// committed side can keep persisted hashes in the row's own transaction. A tombstone can be
-// collected: its row is removed and remembered as "reaped", which later writes merge against.
+// Segment hashes (anti-entropy's tree leaves) follow the committed state: the committed side
+// computes each row's contribution in its commit and keeps the per-segment XORs (the SQLite commit
+// worker off the main thread), and reports them into `committedHashes`. This layer only tags each
+// staged row with its segment. A tombstone can be collected: its row is removed and remembered as
+// "reaped", which later writes merge against.
 //
 // A commit may be synchronous (the in-memory storage) or asynchronous (SQLite, committed on a
 // worker thread). At most one batch is in flight: puts made meanwhile stage into the next batch,
 // which is sent as soon as the one in flight lands, so batches grow by themselves under load. The
 // entries of the batch in flight stay in the overlay (so `get` still sees them) until it lands.
 
-import { HASH_BYTES, keyObjectHash, SegmentHashes, segmentOf, xorInto } from '../antientropy/segments.js';
+import { SegmentHashes, segmentOf } from '../antientropy/segments.js';
 import { ErrorCodes, NexusError } from '../core/errors.js';
 import { encodeObject, isDeleted, sameState, type VersionedObject } from '../core/version.js';
 import type { KeyHash, Storage } from './types.js';
@@ -28,9 +29,8 @@ export interface StagedWrite {
   /** `encodeObject(obj)` (or of `reap`), made at put time so the transaction itself stays short. */
   readonly bytes: Buffer;
   readonly live: boolean;
-  /** The key's segment, and what `obj` (or `reap`) contributes to it (null when hashes are off). */
+  /** The key's segment (0 when hashes are off). */
   readonly segment: number;
-  readonly khash: Buffer | null;
   /** When the state was staged (ms since the epoch): a tombstone's age for collection. */
   readonly since: number;
   /** Set when this entry collects the key's tombstone: the tombstone to remember as reaped. */
@@ -123,8 +123,8 @@ export abstract class StagedStorage implements Storage {
   private writes = 0;
   private state: 'open' | 'closing' | 'closed' = 'open';
   private closing: Promise<void> | undefined;
-  /** Segment hashes of the visible state, per partition (empty when `segments` is 0). */
-  private readonly hashes: Map<number, SegmentHashes>;
+  /** Segment hashes of the committed state, per partition, kept by the subclass's commits. */
+  protected readonly committedHashes: Map<number, SegmentHashes>;
   /** Keys with a committed reaped record (their tombstones were collected). */
   private readonly reapedKeys: Set<string>;
   /** Segments per partition; 0 turns segment hashes off (benchmarks measure their cost so). */
@@ -135,7 +135,7 @@ export abstract class StagedStorage implements Storage {
     this.liveKeys = init.liveKeys;
     this.segments = init.segments;
     if (this.segments !== 0) new SegmentHashes(this.segments); // validates the count
-    this.hashes = init.hashes;
+    this.committedHashes = init.hashes;
     this.reapedKeys = init.reapedKeys;
     this.now = init.now ?? Date.now;
   }
@@ -213,7 +213,6 @@ export abstract class StagedStorage implements Storage {
     let committedLive: boolean;
     let committedObj: VersionedObject | undefined;
     let segment = 0;
-    let khash: Buffer | null = null;
     try {
       bytes = encodeObject(obj ?? reap!);
       if (prev !== undefined) {
@@ -227,15 +226,12 @@ export abstract class StagedStorage implements Storage {
         committedLive = committedObj !== undefined && !isDeleted(committedObj);
       }
       if (this.lastReadKey === key) this.lastReadKey = undefined;
-      if (this.segments !== 0) {
-        segment = segmentOf(key, this.segments);
-        khash = keyObjectHash(key, obj ?? reap!);
-      }
+      if (this.segments !== 0) segment = segmentOf(key, this.segments);
     } catch (err) {
       return Promise.reject(NexusError.from(err));
     }
     const before = prev !== undefined ? prev.obj : committedObj;
-    this.changed(key, partition, segment, before, obj);
+    this.changed(key, partition, before, obj);
     const wasLive = prev !== undefined ? prev.live : committedLive;
     const live = obj !== undefined && !isDeleted(obj);
     this.liveKeys += Number(live) - Number(wasLive);
@@ -245,7 +241,7 @@ export abstract class StagedStorage implements Storage {
     // A later put of the same key in this tick replaces the entry: only the latest state is
     // written, and every put's promise settles with the batch that carries it. (If the key's
     // earlier state is in flight, that batch still writes it; this entry goes in the next one.)
-    const entry: StagedWrite = { partition, obj, bytes, live, segment, khash, since: this.now(), unreap, committedLive, committedObj };
+    const entry: StagedWrite = { partition, obj, bytes, live, segment, since: this.now(), unreap, committedLive, committedObj };
     if (reap !== undefined) (entry as { reap?: VersionedObject }).reap = reap;
     this.staged.set(key, entry);
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
@@ -288,7 +284,6 @@ export abstract class StagedStorage implements Storage {
   /** Forgets reaped records made before `before`. Resolves with how many were forgotten. */
   async forgetReaped(before: number): Promise<number> {
     this.assertOpen();
-    if (this.reapedKeys.size === 0) return 0;
     const gone = await this.deleteReaped(before);
     for (const k of gone) this.reapedKeys.delete(k);
     return gone.length;
@@ -301,7 +296,7 @@ export abstract class StagedStorage implements Storage {
     return this.tombstonesCommitted(partition, before, limit).filter(([k]) => !this.staged.has(k));
   }
 
-  /** The partition's segment hashes for the visible state. Callers must not change them. */
+  /** The partition's segment hashes for the committed state. Callers must not change them. */
   segmentHashes(partition: number): SegmentHashes {
     this.assertOpen();
     return this.hashesOf(partition);
@@ -319,31 +314,17 @@ export abstract class StagedStorage implements Storage {
     const bad: number[] = [];
     for (const p of partitions) {
       const rebuilt = SegmentHashes.rebuild(this.scanPartition(p), this.segments);
-      const kept = this.hashesOf(p);
-      if (rebuilt.equals(kept)) continue;
+      if (rebuilt.equals(this.hashesOf(p))) continue;
       bad.push(p);
-      await this.persistSegments(p, rebuilt);
-      for (const i of kept.differingSegments(rebuilt)) {
-        const d = kept.get(i);
-        xorInto(d, rebuilt.get(i));
-        kept.xorSegment(i, d);
-      }
+      await this.persistSegments(p, rebuilt); // updates committedHashes too
     }
     return bad;
   }
 
-  /** (key, contribution) of every key in some segments of a partition, staged writes included. */
+  /** (key, contribution) of every committed key in some segments of a partition. */
   keyHashes(partition: number, segments: readonly number[]): KeyHash[] {
     this.assertOpen();
-    const wanted = new Set(segments);
-    const committed = this.keyHashesCommitted(partition, wanted);
-    if (this.staged.size === 0) return committed;
-    const rows = new Map<string, Buffer>();
-    for (const [k, h] of committed) if (!this.staged.has(k)) rows.set(k, h);
-    for (const [key, w] of this.staged) {
-      if (w.partition === partition && w.obj !== undefined && w.khash !== null && wanted.has(w.segment)) rows.set(key, w.khash);
-    }
-    return [...rows];
+    return this.keyHashesCommitted(partition, new Set(segments));
   }
 
   liveKeyCount(): number {
@@ -499,7 +480,7 @@ export abstract class StagedStorage implements Storage {
         if (failure !== undefined) {
           const committedLive = outcomeUnknown ? this.rereadLive(key, w.committedLive) : w.committedLive;
           this.liveKeys += Number(committedLive) - Number(w.live);
-          this.changed(key, w.partition, w.segment, w.obj, outcomeUnknown ? this.rereadObj(key, w.committedObj) : w.committedObj);
+          this.changed(key, w.partition, w.obj, outcomeUnknown ? this.rereadObj(key, w.committedObj) : w.committedObj);
         }
       } else if (current !== undefined) {
         // Re-staged while this batch was in flight: the entry stays for the next batch, and the
@@ -527,20 +508,15 @@ export abstract class StagedStorage implements Storage {
     this.listeners.push(listener);
   }
 
-  /** A key's visible state went from `before` to `after`: move its segment hash, tell listeners. */
-  private changed(key: string, partition: number, segment: number, before: VersionedObject | undefined, after: VersionedObject | undefined): void {
-    if (this.segments !== 0 && before !== after) {
-      const delta = Buffer.alloc(HASH_BYTES);
-      if (before !== undefined) xorInto(delta, keyObjectHash(key, before));
-      if (after !== undefined) xorInto(delta, keyObjectHash(key, after));
-      this.hashesOf(partition).xorSegment(segment, delta);
-    }
+  /** A key's visible state went from `before` to `after`: tell the listeners. */
+  private changed(key: string, partition: number, before: VersionedObject | undefined, after: VersionedObject | undefined): void {
     for (const l of this.listeners) l(key, partition, before, after);
   }
 
-  private hashesOf(partition: number): SegmentHashes {
-    let h = this.hashes.get(partition);
-    if (h === undefined) this.hashes.set(partition, (h = new SegmentHashes(this.segments === 0 ? 1 : this.segments)));
+  /** The committed hashes of a partition, created (all zero) on first use. */
+  protected hashesOf(partition: number): SegmentHashes {
+    let h = this.committedHashes.get(partition);
+    if (h === undefined) this.committedHashes.set(partition, (h = new SegmentHashes(this.segments === 0 ? 1 : this.segments)));
     return h;
   }
 

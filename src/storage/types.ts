@@ -34,8 +34,8 @@ export interface Storage {
   readonly segments: number;
 
   /**
-   * The partition's segment hashes over the visible state (staged writes included), kept on every
-   * write and persisted in the write's own transaction. Callers must not change them.
+   * The partition's segment hashes over the committed state, kept by every commit (and, on SQLite,
+   * recoverable after a crash without a rescan). Callers must not change them.
    */
   segmentHashes(partition: number): SegmentHashes;
 
@@ -46,7 +46,7 @@ export interface Storage {
    */
   checkSegments(partitions: Iterable<number>): Promise<number[]>;
 
-  /** (key, contribution) of every key in the given segments of a partition, staged included. */
+  /** (key, contribution) of every committed key in the given segments of a partition. */
   keyHashes(partition: number, segments: readonly number[]): KeyHash[];
 
   /**

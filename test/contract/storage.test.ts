@@ -184,7 +184,11 @@ function storageContract(makeHarness: () => Harness): void {
       const keys = Array.from({ length: 40 }, (_, i) => `key${i}`);
       await Promise.all(keys.map((k, i) => s.put(k, i % 2, valueObj(k, i + 1))));
       await s.put('key3', 1, update(s.get('key3')!, s.get('key3')!.vv, 'a', 99, null));
+      // Hashes follow the committed state: a staged write shows once it has landed.
+      const before = s.segmentHashes(1).toArray();
       const staged = s.put('key5', 1, valueObj('later', 100));
+      expect(s.segmentHashes(1).toArray()).toEqual(before);
+      await staged;
       for (const p of [0, 1]) {
         const rebuilt = SegmentHashes.rebuild(s.scanPartition(p), s.segments);
         expect(s.segmentHashes(p).equals(rebuilt)).toBe(true);
@@ -194,7 +198,6 @@ function storageContract(makeHarness: () => Harness): void {
           expect(listed).toEqual(expected.sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
         }
       }
-      await staged;
       expect(await s.checkSegments([0, 1, 2])).toEqual([]);
     });
 
