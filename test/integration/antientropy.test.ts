@@ -137,6 +137,14 @@ describe('anti-entropy', () => {
     expect(await cluster.keysHeld()).toEqual({ n1: 30, n2: 30, n3: 30 });
     for (const id of ['n1', 'n2', 'n3']) expect((await cluster.client([id]).repair()).keysRepaired).toBe(0);
 
+    // And through a restart: reaped records and segment hashes come back from disk.
+    await cluster.kill('n2');
+    await cluster.restart('n2');
+    await cluster.waitAllUp();
+    for (const id of ['n1', 'n2', 'n3']) expect((await cluster.client([id]).repair()).keysRepaired).toBe(0);
+    expect((await all.get('zombie', { r: 'all' })).found).toBe(false);
+    expect((await all.get('key0', { r: 'all' })).found).toBe(false);
+
     // A new write without a context is never hidden by the collected tombstone.
     await all.put('zombie', 'new', { w: 'all' });
     expect((await all.get('zombie', { r: 'all' })).values.map(text)).toEqual(['new']);
