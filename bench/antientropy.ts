@@ -27,8 +27,8 @@ import { emptyObject, encodeObject, update, type VersionedObject } from '../src/
 import { Ring } from '../src/ring/index.js';
 import { SqliteStorage } from '../src/storage/sqlite.js';
 import { CLI_MAIN, positive, ROOT } from './lib/args.js';
-import { removeDir, trackDir } from './lib/cleanup.js';
-import { LocalCluster } from './lib/cluster.js';
+import { removeDir, trackDir } from '../src/sim/cleanup.js';
+import { LocalCluster } from '../src/sim/local-cluster.js';
 import { runClosedLoop } from './lib/load.js';
 import { machineInfo, sourceVersion } from './lib/machine.js';
 import { medianMax } from './lib/stats.js';

@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import { NexusClient } from '../src/client/client.js';
 import { encodeRequest } from '../src/transport/codec.js';
 import type { NodeStatus, PutRequest } from '../src/transport/protocol.js';
-import { LocalCluster } from './lib/cluster.js';
+import { LocalCluster } from '../src/sim/local-cluster.js';
 import { EchoServers, QuorumEchoClient } from './lib/echo.js';
 import { runClosedLoop, type LoadResult } from './lib/load.js';
 import { machineInfo, waitForQuiet } from './lib/machine.js';

@@ -19,7 +19,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NexusClient } from '../src/client/client.js';
 import type { NodeStatus } from '../src/transport/protocol.js';
-import { LocalCluster } from './lib/cluster.js';
+import { LocalCluster } from '../src/sim/local-cluster.js';
 import { runClosedLoop, type LoadResult } from './lib/load.js';
 import { readLog } from './lib/logs.js';
 import { cpuSecondsOf, machineBusySeconds, machineInfo, sourceVersion, waitForQuiet, type MachineInfo } from './lib/machine.js';

@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import { NexusClient } from '../src/client/client.js';
 import { Ring, selectReplicas } from '../src/ring/index.js';
 import type { NodeStatus } from '../src/transport/protocol.js';
-import { LocalCluster } from './lib/cluster.js';
+import { LocalCluster } from '../src/sim/local-cluster.js';
 import { runClosedLoop, type LoadResult } from './lib/load.js';
 import { readLog, type LogEvent } from './lib/logs.js';
 import { cpuSecondsOf, machineBusySeconds, machineInfo, sourceVersion, waitForQuiet, type MachineInfo } from './lib/machine.js';

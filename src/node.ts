@@ -74,7 +74,10 @@ export class NexusNode {
         if (state === 'up') this.handoff.poke();
       },
     });
-    this.replica = new Replica(storage, identity, cfg.maxSiblings);
+    // NEXUS_BREAK=no-merge: a broken build the simulation's tests must catch (see Replica).
+    const broken = process.env.NEXUS_SIM_FAULTS === '1' && process.env.NEXUS_BREAK === 'no-merge';
+    if (broken) log.warn('BROKEN BUILD: replicas overwrite instead of merging (NEXUS_BREAK=no-merge)');
+    this.replica = new Replica(storage, identity, cfg.maxSiblings, broken);
     const isUp = (node: string): boolean => this.detector.isUp(node);
     this.coordinator = new Coordinator({
       self: cfg.id,
@@ -248,6 +251,12 @@ export class NexusNode {
         const report = await this.antiEntropy.round(msg.partition, true);
         return { node: this.cfg.id, ...report } satisfies Replies['repair'];
       }
+      case 'sim-fault':
+        if (process.env.NEXUS_SIM_FAULTS !== '1')
+          throw new NexusError(ErrorCodes.INVALID_ARGUMENT, 'fault injection is off on this node (only nexus sim turns it on)');
+        this.transport.injectFaults({ blocked: msg.blocked, delayMs: msg.delayMs });
+        this.log.warn({ blocked: msg.blocked, delayMs: msg.delayMs }, 'simulated network faults changed');
+        return {};
       case 'hb':
         if (origin.kind === 'peer') this.detector.heartbeat(origin.id);
         return {};

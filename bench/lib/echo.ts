@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { decode } from '../../src/transport/codec.js';
-import { removeDir, stopChild, trackChild, trackDir } from './cleanup.js';
+import { removeDir, stopChild, trackChild, trackDir } from '../../src/sim/cleanup.js';
 
 export interface EchoServersOptions {
   count: number;

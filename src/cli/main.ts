@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { registerDataCommands } from './data-commands.js';
 import { registerNodeCommands } from './node-commands.js';
 import { printJson } from './output.js';
+import { registerSimCommand } from './sim-command.js';
 
 const program = new Command();
 program
@@ -14,6 +15,7 @@ program
 
 registerNodeCommands(program);
 registerDataCommands(program);
+registerSimCommand(program);
 
 try {
   await program.parseAsync(process.argv);

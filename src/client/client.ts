@@ -88,6 +88,14 @@ export class NexusClient {
     return this.call('repair', { t: 'repair', ...(partition !== undefined ? { partition } : {}) }, false, timeoutMs);
   }
 
+  /**
+   * The simulator's fault layer on the answering node: cut its links to `blocked` peers and delay
+   * its frames by `delayMs`. Refused unless the node runs with NEXUS_SIM_FAULTS=1 (nexus sim).
+   */
+  async simFault(blocked: string[], delayMs = 0): Promise<void> {
+    await this.call('sim-fault', { t: 'sim-fault', blocked, delayMs }, true, 3000);
+  }
+
   async status(): Promise<Replies['status']> {
     return this.call('status', { t: 'status' }, true);
   }

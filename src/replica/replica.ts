@@ -28,6 +28,12 @@ export class Replica {
     private readonly storage: Storage,
     private readonly identity: NodeIdentity,
     private readonly maxSiblings: number,
+    /**
+     * A deliberately broken build, for proving the simulation's checker can fail: incoming
+     * objects overwrite the local state instead of merging with it. Never set in production
+     * (node.ts honours NEXUS_BREAK=no-merge only together with NEXUS_SIM_FAULTS=1).
+     */
+    private readonly breakMerge = false,
   ) {}
 
   /** The local state, or undefined when this replica has never stored the key. */
@@ -42,7 +48,7 @@ export class Replica {
   async apply(key: string, partition: number, incoming: VersionedObject): Promise<void> {
     // A collected tombstone still counts: whatever it superseded merges into nothing new.
     const local = this.storage.get(key) ?? this.storage.reaped(key);
-    if (local === undefined) return this.storage.put(key, partition, incoming);
+    if (local === undefined || this.breakMerge) return this.storage.put(key, partition, incoming);
     const merged = merge(local, incoming);
     if (sameState(merged, local)) return this.storage.flush(); // already held; make sure it is durable
     return this.storage.put(key, partition, merged);

@@ -110,6 +110,9 @@ export class MemoryTransport implements Transport {
     return link.request<T>(msg, timeoutMs);
   }
 
+  /** The in-memory network has its own fault controls (MemoryNetwork); this one is a no-op. */
+  injectFaults(): void {}
+
   peerTraffic(): { sent: number; received: number } {
     return { ...this.meter };
   }

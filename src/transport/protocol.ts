@@ -106,7 +106,19 @@ export interface InfoRequest {
   t: 'info';
 }
 
-export type ClientRequest = PutRequest | GetRequest | StatusRequest | RepairRequest;
+/**
+ * The simulator's fault layer (issue 5): cut this node's links to `blocked` peers (both ways: the
+ * simulator sends the mirror image to the other side) and delay its frames to every peer by
+ * `delayMs`. Refused unless the node was started with NEXUS_SIM_FAULTS=1, which only `nexus sim`
+ * sets.
+ */
+export interface SimFaultRequest {
+  t: 'sim-fault';
+  blocked: string[];
+  delayMs: number;
+}
+
+export type ClientRequest = PutRequest | GetRequest | StatusRequest | RepairRequest | SimFaultRequest;
 export type PeerOnlyRequest =
   | ReplicaPutRequest
   | ReplicaGetRequest
@@ -148,6 +160,7 @@ export interface Replies {
   'ae-keys': { keys: Array<[string, Uint8Array]> };
   'ae-get': { objs: Array<[string, Uint8Array | null]> };
   'ae-done': Record<string, never>;
+  'sim-fault': Record<string, never>;
   repair: { node: string; exchanges: number; segmentsCompared: number; keysRepaired: number; bytesSent: number; bytesReceived: number };
   rget: { obj: Uint8Array | null };
   info: { keys: number; pid: number; readRepairs: number; [extra: string]: unknown };
@@ -265,6 +278,10 @@ export function validateRequest(raw: unknown): Request {
     case 'ae-get':
       if (!Array.isArray(o.keys) || !o.keys.every((k: unknown) => typeof k === 'string')) bad('ae-get needs a list of keys');
       return o as unknown as AeGetRequest;
+    case 'sim-fault':
+      if (!Array.isArray(o.blocked) || !o.blocked.every((b: unknown) => typeof b === 'string') || !(typeof o.delayMs === 'number' && o.delayMs >= 0))
+        bad('sim-fault needs blocked (a list of node ids) and delayMs (>= 0)');
+      return o as unknown as SimFaultRequest;
     case 'repair':
       optional(o, 'partition', (x) => Number.isInteger(x) && (x as number) >= 0);
       return o as unknown as RepairRequest;
@@ -284,4 +301,4 @@ export function validateRequest(raw: unknown): Request {
 }
 
 /** Request types a client may send; the rest are for authenticated peers only. */
-export const CLIENT_REQUESTS: ReadonlySet<string> = new Set<RequestType>(['put', 'get', 'status', 'repair']);
+export const CLIENT_REQUESTS: ReadonlySet<string> = new Set<RequestType>(['put', 'get', 'status', 'repair', 'sim-fault']);

@@ -27,6 +27,11 @@ export interface Transport {
   onLinkChange(listener: (peer: string, up: boolean) => void): void;
   /** Bytes sent to and received from peers over all links so far (frames; for status and benchmarks). */
   peerTraffic(): { sent: number; received: number };
+  /**
+   * The simulator's fault layer: from now on, traffic with `blocked` peers is cut (requests fail
+   * as UNREACHABLE, frames from them are dropped) and frames to peers leave `delayMs` late.
+   */
+  injectFaults(faults: { blocked: readonly string[]; delayMs: number }): void;
 }
 
 export type { Request };

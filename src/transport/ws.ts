@@ -45,6 +45,9 @@ export class WsTransport implements Transport {
   private handler: RequestHandler | null = null;
   private readonly links = new Map<string, Link>();
   private readonly meter: TrafficMeter = { sent: 0, received: 0 };
+  /** The simulator's fault layer (injectFaults): peers cut off, and delay added to every frame. */
+  private blocked = new Set<string>();
+  private delayMs = 0;
   private readonly dialTimers = new Map<string, TimerHandle>();
   private readonly listeners: Array<(peer: string, up: boolean) => void> = [];
   private readonly clients = new Set<WebSocket>();
@@ -87,7 +90,13 @@ export class WsTransport implements Transport {
     }
   }
 
+  injectFaults(faults: { blocked: readonly string[]; delayMs: number }): void {
+    this.blocked = new Set(faults.blocked);
+    this.delayMs = faults.delayMs;
+  }
+
   request<T extends RequestType>(peer: string, msg: RequestOf<T>, timeoutMs: number): Promise<ReplyOf<T>> {
+    if (this.blocked.has(peer)) return Promise.reject(new NexusError(ErrorCodes.UNREACHABLE, `node ${peer} is unreachable: partitioned (simulation)`));
     const link = this.links.get(peer);
     if (!link) return Promise.reject(new NexusError(ErrorCodes.UNREACHABLE, `node ${peer} is unreachable: no open link`));
     return link.request<T>(msg, timeoutMs);
@@ -171,7 +180,16 @@ export class WsTransport implements Transport {
   private attachPeer(peer: string, ws: WebSocket, attach?: (onMessage: (data: Buffer) => void) => void): void {
     const old = this.links.get(peer);
     if (old) old.close('replaced by a newer link');
-    const link = new Link(socketOf(ws), {
+    const direct = socketOf(ws);
+    const socket: FrameSocket = {
+      ...direct,
+      send: (bytes) => {
+        if (this.blocked.has(peer)) return; // partitioned: the frame is lost
+        if (this.delayMs > 0) setTimeout(() => ws.readyState === ws.OPEN && direct.send(bytes), this.delayMs);
+        else direct.send(bytes);
+      },
+    };
+    const link = new Link(socket, {
       label: `node ${peer}`,
       clock: this.opts.clock,
       maxInFlight: this.opts.maxInFlight,
@@ -181,7 +199,9 @@ export class WsTransport implements Transport {
       meter: this.meter,
     });
     this.links.set(peer, link);
-    const onMessage = (data: Buffer): void => link.receive(data);
+    const onMessage = (data: Buffer): void => {
+      if (!this.blocked.has(peer)) link.receive(data);
+    };
     if (attach) attach(onMessage);
     else ws.on('message', onMessage);
     ws.on('close', (code: number) => {

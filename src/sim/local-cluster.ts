@@ -1,23 +1,26 @@
-// A local Nexus cluster for benchmarks: K `nexus start` processes on free ports with their data
+// A local Nexus cluster for benchmarks and the simulation: K `nexus start` processes on free ports with their data
 // and logs in one temp folder. `start` returns once every node's status shows every node up;
 // `stop` stops the nodes (SIGTERM, then SIGKILL) and removes the folder. Nodes that outlive an
 // aborted run are killed by the exit hook in cleanup.ts. Single nodes can be signalled (kill -9,
 // SIGTERM, SIGSTOP/SIGCONT) and restarted on the same port and data folder, for the failure
-// benchmarks.
+// benchmarks and `nexus sim`.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NexusClient } from '../../src/client/client.js';
-import type { NodeStatus } from '../../src/transport/protocol.js';
+import { fileURLToPath } from 'node:url';
+import { NexusClient } from '../client/client.js';
+import type { NodeStatus } from '../transport/protocol.js';
 import { isRunning, removeDir, stopChild, trackChild, trackDir } from './cleanup.js';
 
 export interface ClusterOptions {
   nodes: number;
-  /** Path of the compiled CLI (dist/src/cli/main.js). */
-  mainScript: string;
+  /** Path of the compiled CLI (default: dist/src/cli/main.js next to this module). */
+  mainScript?: string;
+  /** Extra environment for every node process. */
+  env?: Record<string, string>;
   durability: 'fsync' | 'os';
   n?: number;
   partitions?: number;
@@ -93,7 +96,7 @@ export class LocalCluster {
     const log = openSync(this.logPath(i), 'a');
     const args = [
       ...(o.nodeFlags ?? []),
-      o.mainScript,
+      o.mainScript ?? fileURLToPath(new URL('../cli/main.js', import.meta.url)),
       'start',
       '--id', id,
       '--port', String(this.ports[i]),
@@ -104,7 +107,7 @@ export class LocalCluster {
       ...(o.partitions !== undefined ? ['--partitions', String(o.partitions)] : []),
       ...(o.nodeArgs ?? []),
     ];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', log, log], env: { ...process.env, NEXUS_SECRET: '' } });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', log, log], env: { ...process.env, NEXUS_SECRET: '', ...(o.env ?? {}) } });
     closeSync(log); // the child holds its own descriptor
     trackChild(child);
     return child;

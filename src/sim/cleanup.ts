@@ -1,4 +1,4 @@
-// Everything the benchmark starts is registered here, so that it is stopped and removed however the
+// Everything a benchmark or simulation starts is registered here, so that it is stopped and removed however the
 // run ends: normally (each owner stops its own in a finally), on an exception, on Ctrl-C or SIGTERM
 // (the 'exit' hook kills what is left with SIGKILL and removes temp folders synchronously).
 
@@ -24,7 +24,7 @@ function install(): void {
   });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
-      process.stderr.write(`\nbench: ${sig}: stopping child processes and removing temp folders\n`);
+      process.stderr.write(`\nnexus: ${sig}: stopping child processes and removing temp folders\n`);
       process.exit(130);
     });
   }
