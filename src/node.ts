@@ -33,6 +33,10 @@ export interface NodeParts {
   hints?: HintStore;
   /** Only for the SQLite default: cap the database size (tests use it to simulate a full disk). */
   maxDataBytes?: number;
+  /** Makes a new incarnation token (default: random); the deterministic simulation seeds it. */
+  incarnation?: () => string;
+  /** A deliberately broken build (replicas overwrite instead of merging), for checker tests. */
+  brokenMerge?: boolean;
 }
 
 const INFO_TIMEOUT_MS = 1000;
@@ -58,6 +62,7 @@ export class NexusNode {
     readonly transport: Transport,
     readonly log: Logger,
     readonly clock: Clock,
+    brokenMerge = false,
   ) {
     this.startedAt = clock.now();
     this.load = new LoadMonitor({ clock, maxInFlight: Math.max(64, cfg.maxInFlightPerLink / 4) });
@@ -75,7 +80,7 @@ export class NexusNode {
       },
     });
     // NEXUS_BREAK=no-merge: a broken build the simulation's tests must catch (see Replica).
-    const broken = process.env.NEXUS_SIM_FAULTS === '1' && process.env.NEXUS_BREAK === 'no-merge';
+    const broken = brokenMerge || (process.env.NEXUS_SIM_FAULTS === '1' && process.env.NEXUS_BREAK === 'no-merge');
     if (broken) log.warn('BROKEN BUILD: replicas overwrite instead of merging (NEXUS_BREAK=no-merge)');
     this.replica = new Replica(storage, identity, cfg.maxSiblings, broken);
     const isUp = (node: string): boolean => this.detector.isUp(node);
@@ -130,7 +135,7 @@ export class NexusNode {
       parts.storage ?? SqliteStorage.open({ dir: cfg.dataDir, durability: cfg.durability, maxDataBytes: parts.maxDataBytes ?? 0, segments: cfg.segments, now: () => clock.now() });
     let identity: NodeIdentity;
     try {
-      identity = NodeIdentity.open(storage, cfg.id, cfg.cluster, log);
+      identity = NodeIdentity.open(storage, cfg.id, cfg.cluster, log, parts.incarnation);
       if (cfg.checkSegments) {
         const all = Array.from({ length: cfg.cluster.partitions }, (_, i) => i);
         const bad = await storage.checkSegments(all);
@@ -157,7 +162,7 @@ export class NexusNode {
         log,
       });
     const hints = parts.hints ?? (storage instanceof SqliteStorage ? storage.hintStore() : new MemoryHintStore());
-    const node = new NexusNode(cfg, storage, hints, identity, transport, log, clock);
+    const node = new NexusNode(cfg, storage, hints, identity, transport, log, clock, parts.brokenMerge === true);
     try {
       await transport.start((origin, msg, timeoutMs) => node.handle(origin, msg, timeoutMs));
     } catch (e) {

@@ -34,6 +34,8 @@ export class HintMirror implements HintStore {
   constructor(
     private readonly persister: HintPersister,
     existing: Hint[] = [],
+    /** Runs the group commit once the current burst of work is done (the simulation injects its scheduler). */
+    private readonly defer: (fn: () => void) => void = setImmediate,
   ) {
     for (const h of existing) this.index(h);
   }
@@ -141,7 +143,7 @@ export class HintMirror implements HintStore {
   private schedule(): void {
     if (this.scheduled || this.inFlight) return;
     this.scheduled = true;
-    setImmediate(() => {
+    this.defer(() => {
       this.scheduled = false;
       void this.commit();
     });

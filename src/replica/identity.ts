@@ -24,6 +24,7 @@ export class NodeIdentity {
     private readonly storage: Storage,
     readonly nodeId: string,
     private readonly log: Logger,
+    private readonly newIncarnation: () => string,
   ) {
     this.incarnation = storage.getMeta('incarnation')!;
     this.limit = Number(storage.getMeta('counter_hwm') ?? '0');
@@ -34,7 +35,7 @@ export class NodeIdentity {
    * Checks the data folder belongs to this node and these settings, takes a new incarnation when
    * the folder is new or the last run did not stop cleanly, and marks the run as in progress.
    */
-  static open(storage: Storage, nodeId: string, settings: ClusterSettings, log: Logger): NodeIdentity {
+  static open(storage: Storage, nodeId: string, settings: ClusterSettings, log: Logger, newIncarnation: () => string = randomIncarnation): NodeIdentity {
     const fp = settingsFingerprint(settings);
     const storedNode = storage.getMeta('node_id');
     if (storedNode === undefined) {
@@ -61,7 +62,7 @@ export class NodeIdentity {
       }
     }
     storage.setMeta('clean', '0');
-    return new NodeIdentity(storage, nodeId, log);
+    return new NodeIdentity(storage, nodeId, log, newIncarnation);
   }
 
   /** The actor id that tags this node's new dots. */
@@ -84,7 +85,7 @@ export class NodeIdentity {
    * node's own state lacks, so later dots must come from a new actor.
    */
   renew(reason: string): void {
-    const inc = newIncarnation();
+    const inc = this.newIncarnation();
     try {
       this.storage.setMeta('incarnation', inc);
     } catch {
@@ -100,7 +101,7 @@ export class NodeIdentity {
   }
 }
 
-function newIncarnation(): string {
+function randomIncarnation(): string {
   return randomBytes(6).toString('base64url');
 }
 

@@ -4,7 +4,7 @@
 
 import { ErrorCodes, NexusError } from '../core/errors.js';
 import { decodeObject, type VersionedObject } from '../core/version.js';
-import { keyEncodedHash, SEGMENTS_DEFAULT, type SegmentHashes } from '../antientropy/segments.js';
+import { keyEncodedHash, SEGMENTS_DEFAULT, SegmentHashes } from '../antientropy/segments.js';
 import { compareKeys, StagedStorage, type StagedWrite } from './staging.js';
 import type { KeyHash, Storage } from './types.js';
 
@@ -19,6 +19,20 @@ export interface MemoryStorageOptions {
   segments?: number;
   /** Wall-clock ms since the epoch, for tombstone ages (default Date.now). */
   now?: () => number;
+  /** Runs the group commit after the current burst of puts (default setImmediate). */
+  defer?: (fn: () => void) => void;
+  /**
+   * The committed state of an earlier instance (its `image()`): opening on it is a restart after
+   * a crash — what was committed is there, what was only staged is gone.
+   */
+  image?: MemoryImage;
+}
+
+/** What a MemoryStorage has committed: its "disk", which outlives a crashed instance. */
+export interface MemoryImage {
+  rows: Map<string, Row>;
+  reapedRows: Map<string, Row>;
+  meta: Map<string, string>;
 }
 
 interface Row {
@@ -31,14 +45,42 @@ interface Row {
 }
 
 export class MemoryStorage extends StagedStorage implements Storage {
-  private readonly rows = new Map<string, Row>();
-  private readonly reapedRows = new Map<string, Row>();
-  private readonly meta = new Map<string, string>();
+  private readonly rows: Map<string, Row>;
+  private readonly reapedRows: Map<string, Row>;
+  private readonly meta: Map<string, string>;
   private readonly failWrites: () => boolean;
 
   constructor(opts: MemoryStorageOptions = {}) {
-    super({ liveKeys: 0, segments: opts.segments ?? SEGMENTS_DEFAULT, hashes: new Map(), reapedKeys: new Set(), ...(opts.now ? { now: opts.now } : {}) });
+    const image = opts.image ?? { rows: new Map<string, Row>(), reapedRows: new Map<string, Row>(), meta: new Map<string, string>() };
+    const segments = opts.segments ?? SEGMENTS_DEFAULT;
+    // Reopening: the live count and the segment hashes are rebuilt from the committed rows.
+    const hashes = new Map<number, SegmentHashes>();
+    let live = 0;
+    for (const row of image.rows.values()) {
+      if (row.live) live++;
+      if (row.khash !== null && segments !== 0) {
+        let h = hashes.get(row.partition);
+        if (h === undefined) hashes.set(row.partition, (h = new SegmentHashes(segments)));
+        h.xorSegment(row.segment, row.khash);
+      }
+    }
+    super({
+      liveKeys: live,
+      segments,
+      hashes,
+      reapedKeys: new Set(image.reapedRows.keys()),
+      ...(opts.now ? { now: opts.now } : {}),
+      ...(opts.defer ? { defer: opts.defer } : {}),
+    });
+    this.rows = image.rows;
+    this.reapedRows = image.reapedRows;
+    this.meta = image.meta;
     this.failWrites = opts.failWrites ?? (() => false);
+  }
+
+  /** The committed state, shared (not copied): hand it to a new instance to "restart". */
+  image(): MemoryImage {
+    return { rows: this.rows, reapedRows: this.reapedRows, meta: this.meta };
   }
 
   getMeta(name: string): string | undefined {

@@ -60,6 +60,8 @@ export interface StagedInit {
   reapedKeys: Set<string>;
   /** Wall-clock milliseconds since the epoch, for tombstone ages (default Date.now). */
   now?: () => number;
+  /** Runs the group commit once the current burst of puts is done (default setImmediate; the simulation injects its scheduler). */
+  defer?: (fn: () => void) => void;
 }
 
 /** Told of every change of a key's visible state (staged or committed), in order. */
@@ -96,7 +98,7 @@ function codePointRank(unit: number): number {
 export abstract class StagedStorage implements Storage {
   private readonly staged = new Map<string, StagedWrite>();
   private waiters: Waiter[] = [];
-  private scheduled: NodeJS.Immediate | undefined;
+  private scheduled = false;
   /** Waiters of the batch in flight (flush may add to them), or undefined when none is. */
   private inFlight: Waiter[] | undefined;
   /** Set once writes can no longer succeed (e.g. the commit thread died): puts reject with it. */
@@ -130,6 +132,7 @@ export abstract class StagedStorage implements Storage {
   /** Segments per partition; 0 turns segment hashes off (benchmarks measure their cost so). */
   readonly segments: number;
   private readonly now: () => number;
+  private readonly defer: (fn: () => void) => void;
 
   protected constructor(init: StagedInit) {
     this.liveKeys = init.liveKeys;
@@ -138,6 +141,7 @@ export abstract class StagedStorage implements Storage {
     this.committedHashes = init.hashes;
     this.reapedKeys = init.reapedKeys;
     this.now = init.now ?? Date.now;
+    this.defer = init.defer ?? setImmediate;
   }
 
   // ---- The committed side, supplied by each implementation ----
@@ -245,7 +249,12 @@ export abstract class StagedStorage implements Storage {
     if (reap !== undefined) (entry as { reap?: VersionedObject }).reap = reap;
     this.staged.set(key, entry);
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    if (this.scheduled === undefined) this.scheduled = setImmediate(() => this.runFlush());
+    if (!this.scheduled) {
+      this.scheduled = true;
+      this.defer(() => {
+        if (this.scheduled) this.runFlush();
+      });
+    }
     return done;
   }
 
@@ -415,10 +424,8 @@ export abstract class StagedStorage implements Storage {
    * error for its requests, not for the node.
    */
   private runFlush(): void {
-    if (this.scheduled !== undefined) {
-      clearImmediate(this.scheduled);
-      this.scheduled = undefined;
-    }
+    // A deferred run still pending finds `scheduled` false and does nothing.
+    this.scheduled = false;
     if (this.inFlight !== undefined) return;
     if (this.staged.size === 0 && this.waiters.length === 0) return;
     const batch = [...this.staged];

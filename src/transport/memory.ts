@@ -14,6 +14,10 @@ export interface MemoryNetworkOptions {
   delayMs?: (from: string, to: string) => number;
   /** Return true to drop a frame (default: never). */
   drop?: (from: string, to: string) => boolean;
+  /** Return true to deliver a frame twice (default: never). */
+  duplicate?: (from: string, to: string) => boolean;
+  /** Given to every link as its frame-batching scheduler (default setImmediate). */
+  defer?: (fn: () => void) => void;
 }
 
 export class MemoryNetwork {
@@ -63,10 +67,13 @@ export class MemoryNetwork {
   /** @internal */
   send(from: string, to: string, bytes: Buffer): void {
     if (!this.reachable(from, to) || this.opts.drop?.(from, to)) return;
-    const delay = this.opts.delayMs?.(from, to) ?? 0;
-    this.opts.clock.setTimeout(() => {
-      if (this.reachable(from, to)) this.nodes.get(to)?.deliver(from, bytes);
-    }, delay);
+    const copies = this.opts.duplicate?.(from, to) ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      const delay = this.opts.delayMs?.(from, to) ?? 0;
+      this.opts.clock.setTimeout(() => {
+        if (this.reachable(from, to)) this.nodes.get(to)?.deliver(from, bytes);
+      }, delay);
+    }
   }
 }
 
@@ -155,6 +162,7 @@ export class MemoryTransport implements Transport {
       maxInFlight: this.limits.maxInFlight,
       maxBufferedBytes: this.limits.maxBufferedBytes,
       meter: this.meter,
+      ...(this.net.opts.defer ? { defer: this.net.opts.defer } : {}),
       onRequest: (msg, timeoutMs) => {
         if (!this.handler) return Promise.reject(new NexusError(ErrorCodes.STOPPING, `node ${this.self} is stopping`));
         return this.handler({ kind: 'peer', id: peer }, msg, timeoutMs);
