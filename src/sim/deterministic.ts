@@ -25,7 +25,7 @@ import { MemoryNetwork, type MemoryTransport } from '../transport/memory.js';
 import { check, type Verdict } from './checker.js';
 import type { Op, ReplicaState } from './history.js';
 import { Random } from './random.js';
-import { Workload, type WorkloadClient } from './workload.js';
+import { Workload, type SimShape, type WorkloadClient } from './workload.js';
 
 /** Virtual time starts here (a plausible epoch time, since tombstone ages are wall-clock based). */
 const EPOCH = 1_800_000_000_000;
@@ -111,14 +111,8 @@ function settle(): Promise<void> {
   return new Promise((r) => setImmediate(r));
 }
 
-export interface DetOptions {
+export interface DetOptions extends SimShape {
   seed: number;
-  nodes: number;
-  n: number;
-  clients: number;
-  keys: number;
-  r: number;
-  w: number;
   /** Virtual seconds of faults, and of healed workload after. */
   faultSec: number;
   healSec: number;

@@ -13,19 +13,13 @@ import { FaultInjector, type FaultEvent, type Scenario } from './faults.js';
 import type { Op, ReplicaState } from './history.js';
 import { LocalCluster } from './local-cluster.js';
 import { Random } from './random.js';
-import { Workload } from './workload.js';
+import { Workload, type SimShape } from './workload.js';
 
-export interface SimOptions {
+export interface SimOptions extends SimShape {
   scenario: Scenario;
   seed: number;
   /** Seconds of faults (the workload also runs 2 s before and 3 s after). */
   durationSec: number;
-  nodes: number;
-  n: number;
-  clients: number;
-  keys: number;
-  r: number;
-  w: number;
   strict: boolean;
   opTimeoutMs: number;
   convergeTimeoutSec: number;

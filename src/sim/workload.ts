@@ -14,6 +14,16 @@ export interface WorkloadClient {
   del(key: string, o: { w?: number; context?: string; strict?: boolean; timeoutMs?: number }): Promise<void>;
 }
 
+/** The shape of a simulated cluster and its workload, shared by both kinds of run. */
+export interface SimShape {
+  nodes: number;
+  n: number;
+  clients: number;
+  keys: number;
+  r: number;
+  w: number;
+}
+
 export interface WorkloadOptions {
   clients: Array<{ client: WorkloadClient; node: string }>;
   keys: number;
