@@ -160,9 +160,9 @@ export class AntiEntropy {
         before = at === undefined ? -Infinity : Math.min(before, at);
       }
       if (before === -Infinity) continue;
-      for (const [key, obj] of this.o.storage.tombstones(p, before, COLLECT_BATCH)) {
-        if (await this.o.storage.collect(key, p, obj)) collected++;
-      }
+      // All at once, so they share one group commit.
+      const done = await Promise.all(this.o.storage.tombstones(p, before, COLLECT_BATCH).map(([key, obj]) => this.o.storage.collect(key, p, obj)));
+      collected += done.filter(Boolean).length;
     }
     this.tombstonesCollected += collected;
     this.reapedForgotten += await this.o.storage.forgetReaped(now - grace);
@@ -181,6 +181,11 @@ export class AntiEntropy {
       const report = emptyReport();
       const parts = partition === undefined ? this.o.ring.partitionsReplicatedBy(this.o.self) : [partition];
       for (const p of parts) {
+        // A background round yields as soon as the node is overloaded; the next one resumes.
+        if (!all && this.o.isOverloaded?.()) {
+          this.pausedRounds++;
+          break;
+        }
         for (const peer of this.o.ring.primaries(p)) {
           if (this.stopped || peer === this.o.self || !this.o.isUp(peer) || (!all && peer < this.o.self)) continue;
           // A peer that has just come back is first brought up to date by hinted handoff; a

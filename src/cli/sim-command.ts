@@ -5,10 +5,10 @@
 
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ErrorCodes, NexusError } from '../core/errors.js';
-import { SCENARIOS, type Scenario } from '../sim/faults.js';
+import { SCENARIOS, validateSchedule, type Scenario, type ScheduledFault } from '../sim/faults.js';
 import { htmlReport } from '../sim/html.js';
 import { runDeterministic, type DetReport } from '../sim/deterministic.js';
 import { runSim, SIM_DEFAULTS, type SimReport } from '../sim/run.js';
@@ -28,6 +28,7 @@ interface SimCliOptions {
   json?: boolean;
   node?: string;
   deterministic?: boolean;
+  schedule?: string;
 }
 
 function whole(v: string, what: string, min: number, max: number): number {
@@ -41,6 +42,7 @@ export function registerSimCommand(program: Command): void {
     .command('sim')
     .description('node-failure simulation: a workload on a local cluster while nodes crash, pause and are partitioned; then checks the history')
     .option('--scenario <name>', `${SCENARIOS.join(' | ')}`, 'mixed')
+    .option('--schedule <file>', 'the faults from a JSON file instead of a scenario (see docs/adr/008): [{"at":1000,"fault":"kill","nodes":["n2"],"holdMs":2000}, …]')
     .option('--seed <n>', 'seed for every random choice (default: random, printed)')
     .option('--duration <sec>', 'seconds of faults', String(SIM_DEFAULTS.durationSec))
     .option('--nodes <k>', 'node processes', String(SIM_DEFAULTS.nodes))
@@ -58,14 +60,31 @@ export function registerSimCommand(program: Command): void {
       try {
         if (o.node !== undefined)
           throw new NexusError(ErrorCodes.INVALID_ARGUMENT, 'nexus sim starts its own cluster; running it against an existing one (--node) is not supported yet');
-        if (!SCENARIOS.includes(o.scenario as Scenario))
+        if (o.schedule !== undefined && o.deterministic)
+          throw new NexusError(ErrorCodes.INVALID_ARGUMENT, '--schedule drives a real cluster; --deterministic runs draw their faults from the seed');
+        if (o.schedule === undefined && !SCENARIOS.includes(o.scenario as Scenario))
           throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `unknown scenario "${o.scenario}": use ${SCENARIOS.join(', ')}`);
         const nodes = whole(o.nodes, '--nodes', 2, 16);
         const n = Math.min(3, nodes);
         const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : whole(o.seed, '--seed', 0, 2 ** 32 - 1);
+        let schedule: ScheduledFault[] | undefined;
+        if (o.schedule !== undefined) {
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(readFileSync(o.schedule, 'utf8'));
+          } catch (e) {
+            throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `cannot read the schedule ${o.schedule}: ${(e as Error).message}`);
+          }
+          try {
+            schedule = validateSchedule(parsed, Array.from({ length: nodes }, (_, i) => `n${i + 1}`));
+          } catch (e) {
+            throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `${o.schedule}: ${(e as Error).message}`);
+          }
+        }
         const opts = {
           ...SIM_DEFAULTS,
-          scenario: o.scenario as Scenario,
+          scenario: (schedule !== undefined ? 'file' : o.scenario) as Scenario | 'file',
+          ...(schedule !== undefined ? { schedule } : {}),
           seed,
           durationSec: whole(o.duration, '--duration', 1, 24 * 3600),
           nodes,
@@ -94,7 +113,10 @@ export function registerSimCommand(program: Command): void {
         }
         const bar = new SingleBar({ format: 'nexus sim [{bar}] {percentage}% | {status}', hideCursor: true, stream: process.stderr, noTTYOutput: false }, undefined);
         if (process.stderr.isTTY) bar.start(100, 0, { status: 'starting' });
-        else process.stderr.write(`nexus sim: scenario ${opts.scenario}, seed ${seed}, ${opts.durationSec} s of faults on ${nodes} nodes\n`);
+        else
+          process.stderr.write(
+            `nexus sim: ${schedule ? `${schedule.length} scheduled faults from ${o.schedule}` : `scenario ${opts.scenario}, ${opts.durationSec} s of faults`}, seed ${seed}, ${nodes} nodes\n`,
+          );
         let result: Awaited<ReturnType<typeof runSim>>;
         try {
           result = await runSim({ ...opts, progress: (f, status) => process.stderr.isTTY && bar.update(Math.round(f * 100), { status }) });

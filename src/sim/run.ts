@@ -9,14 +9,17 @@ import { liveValues } from '../core/version.js';
 import { Ring } from '../ring/index.js';
 import { SqliteStorage } from '../storage/sqlite.js';
 import { check, type Verdict } from './checker.js';
-import { FaultInjector, type FaultEvent, type Scenario } from './faults.js';
+import { FaultInjector, type FaultEvent, type Scenario, type ScheduledFault } from './faults.js';
 import type { Op, ReplicaState } from './history.js';
 import { LocalCluster } from './local-cluster.js';
 import { Random } from './random.js';
 import { Workload, type SimShape } from './workload.js';
 
 export interface SimOptions extends SimShape {
-  scenario: Scenario;
+  /** A named scenario, or 'file' when `schedule` gives the faults. */
+  scenario: Scenario | 'file';
+  /** The fault episodes of a schedule file (see ScheduledFault); the fault phase lasts until they end. */
+  schedule?: ScheduledFault[];
   seed: number;
   /** Seconds of faults (the workload also runs 2 s before and 3 s after). */
   durationSec: number;
@@ -56,7 +59,7 @@ export interface TimelinePoint {
 
 export interface SimReport extends Verdict {
   seed: number;
-  scenario: Scenario;
+  scenario: Scenario | 'file';
   settings: Omit<SimOptions, 'progress'>;
   faults: FaultEvent[];
   /** From the end of the faults until replicas were identical and no hint was pending. */
@@ -104,7 +107,8 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; histor
       await new Promise((r) => setTimeout(r, BEFORE_MS));
       phase = 'fault';
       const faultUntil = Date.now() + o.durationSec * 1000;
-      await faults.run(o.scenario, () => Date.now() >= faultUntil);
+      if (o.schedule !== undefined) await faults.runSchedule(o.schedule, Date.now());
+      else await faults.run(o.scenario as Scenario, () => Date.now() >= faultUntil);
       faultEnd = now();
       phase = 'heal';
       await new Promise((r) => setTimeout(r, HEAL_MS));
@@ -146,7 +150,10 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; histor
       faults: faults.events,
       convergeMs,
       timeline: timeline(workload.history),
-      replay: `npx nexus sim --scenario ${o.scenario} --seed ${o.seed} --duration ${o.durationSec} --nodes ${o.nodes}`,
+      replay:
+        o.schedule !== undefined
+          ? `npx nexus sim --schedule <the same file> --seed ${o.seed} --nodes ${o.nodes}`
+          : `npx nexus sim --scenario ${o.scenario} --seed ${o.seed} --duration ${o.durationSec} --nodes ${o.nodes}`,
     };
     say('done');
     return { report, history: workload.history };

@@ -30,7 +30,7 @@
 // benchmark measured a third of put throughput), so instead each commit appends one journal row:
 // the XOR delta of every segment it changed, packed in a blob. The `segments` table is a
 // checkpoint, rewritten (dirty segments only) inside a commit at most every CHECKPOINT_MS and at
-// close, when the journal rows it covers are deleted. At open, the journal rows after the
+// close (one blob per partition), when the journal rows it covers are deleted. At open, the journal rows after the
 // checkpoint are replayed onto it — work proportional to the commits since the checkpoint,
 // never a rescan (see `recoverSegments` in sqlite.ts).
 
@@ -46,6 +46,10 @@ export interface CommitWorkerConfig {
   busyTimeoutMs: number;
   /** Segments per partition; 0 = keep no segment hashes. */
   segments: number;
+  /** The committed segment hashes per partition (checkpoint + journal, recovered by the main thread). */
+  hashes: Array<[partition: number, hashes: Uint8Array]>;
+  /** Partitions the journal changed since the checkpoint: written at the first checkpoint. */
+  replayed: number[];
 }
 
 /**
@@ -121,9 +125,12 @@ class SegmentTable {
 
   constructor(
     private readonly segments: number,
-    rows: Array<{ partition: number; segment: number; hash: Buffer }>,
+    initial: Array<[partition: number, hashes: Uint8Array]>,
+    replayed: number[],
   ) {
-    if (segments > 0) for (const r of rows) if (r.segment < segments) r.hash.copy(this.part(r.partition), r.segment * 16);
+    if (segments === 0) return;
+    for (const [p, h] of initial) if (h.length === segments * 16) this.part(p).set(h);
+    for (const p of replayed) this.dirty.add(p * SEGMENT_SLOTS);
   }
 
   xor(partition: number, segment: number, h: Uint8Array): void {
@@ -170,12 +177,11 @@ class SegmentTable {
     return out;
   }
 
-  /** Writes every segment changed since the last checkpoint through `write`. */
-  checkpoint(write: (partition: number, segment: number, hash: Buffer) => void): void {
-    for (const slot of this.dirty) {
-      const [p, seg] = unpack(slot);
-      write(p, seg, this.part(p).subarray(seg * 16, seg * 16 + 16));
-    }
+  /** Writes every partition with a segment changed since the last checkpoint through `write`. */
+  checkpoint(write: (partition: number, hashes: Buffer) => void): void {
+    const parts = new Set<number>();
+    for (const slot of this.dirty) parts.add(unpack(slot)[0]);
+    for (const p of parts) write(p, this.part(p));
   }
 
   /** The transaction committed; `checkpointed`: its checkpoint too. */
@@ -240,11 +246,9 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
     // SQLite's automatic checkpoint (every ~1000 WAL pages) stays on here, so checkpoints run
     // inside this thread's commits, off the main thread.
     if (cfg.maxPageCount > 0) db.pragma(`max_page_count = ${cfg.maxPageCount}`);
-    // The main thread replayed the journal and wrote a fresh checkpoint before starting this thread.
-    segments = new SegmentTable(
-      cfg.segments,
-      db.prepare<[], { partition: number; segment: number; hash: Buffer }>('SELECT partition, segment, hash FROM segments').all(),
-    );
+    // The main thread read the checkpoint and replayed the journal; the first checkpoint here
+    // writes the replayed partitions and empties the journal.
+    segments = new SegmentTable(cfg.segments, cfg.hashes, cfg.replayed);
     let lastCheckpoint = Date.now();
 
     const old = db.prepare<[string], { partition: number; segment: number; khash: Buffer | null }>(
@@ -276,14 +280,14 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
          obj = excluded.obj, reaped_at = excluded.reaped_at`,
     );
     const unreap = db.prepare<[string]>('DELETE FROM reaped WHERE key = ?');
-    const writeSegment = db.prepare<[number, number, Buffer]>(
-      'INSERT INTO segments (partition, segment, hash) VALUES (?, ?, ?) ON CONFLICT (partition, segment) DO UPDATE SET hash = excluded.hash',
+    const writeSegment = db.prepare<[number, Buffer]>(
+      'INSERT INTO segments (partition, hashes) VALUES (?, ?) ON CONFLICT (partition) DO UPDATE SET hashes = excluded.hashes',
     );
     const journal = db.prepare<[Buffer]>('INSERT INTO segment_journal (deltas) VALUES (?)');
     const clearJournal = db.prepare('DELETE FROM segment_journal');
     /** Writes the dirty segments and empties the journal they now cover (inside a transaction). */
     const writeCheckpoint = (): void => {
-      segments.checkpoint((p, s, h) => writeSegment.run(p, s, h));
+      segments.checkpoint((p, h) => writeSegment.run(p, h));
       clearJournal.run();
     };
 
@@ -323,7 +327,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
       return checkpointed;
     };
     checkpointNow = () => {
-      if (segments.dirtyCount === 0) return;
+      if (segments.dirtyCount === 0) return; // nothing dirty: the journal is empty too
       db.transaction(writeCheckpoint).immediate();
       lastCheckpoint = Date.now();
     };

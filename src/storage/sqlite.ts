@@ -71,12 +71,12 @@ const HINTS_SQL = `
 // transaction, and collected tombstones remembered as reaped records.
 const V3_SQL = `
   -- One row per (partition, segment): the XOR of the khash of every row in that segment.
+  -- One row per partition: its segment hashes, segments × 16 bytes (each the XOR of the khash of
+  -- every row in that segment) — a checkpoint, with the journal below (see sqlite-worker.ts).
   CREATE TABLE segments (
-    partition INTEGER NOT NULL,
-    segment   INTEGER NOT NULL,
-    hash      BLOB NOT NULL,
-    PRIMARY KEY (partition, segment)
-  ) WITHOUT ROWID;
+    partition INTEGER PRIMARY KEY,
+    hashes    BLOB NOT NULL
+  );
   -- Tombstones collected after every replica held them: later writes merge against these.
   CREATE TABLE reaped (
     key       TEXT PRIMARY KEY,
@@ -244,11 +244,20 @@ export class SqliteStorage extends StagedStorage implements Storage {
       };
       // The one O(n) pass: from here on the count is maintained per put.
       const liveKeys = db.prepare<[], number>('SELECT count(*) FROM objects WHERE live = 1').pluck().get() ?? 0;
-      const hashes = segments === 0 ? new Map<number, SegmentHashes>() : recoverSegments(db, segments);
+      const { hashes, replayed } = segments === 0 ? { hashes: new Map<number, SegmentHashes>(), replayed: [] } : recoverSegments(db, segments);
       const reapedKeys = new Set(db.prepare<[], string>('SELECT key FROM reaped').pluck().all());
       // Last, so nothing above can fail with a thread left running. The worker opens its
       // connection while this one starts serving; a batch sent meanwhile waits in its queue.
-      const workerData: CommitWorkerConfig = { file, synchronous, maxPageCount, busyTimeoutMs: BUSY_TIMEOUT_MS, segments };
+      const workerData: CommitWorkerConfig = {
+        file,
+        synchronous,
+        maxPageCount,
+        busyTimeoutMs: BUSY_TIMEOUT_MS,
+        segments,
+        // Copies: the worker owns its table; this thread's copy follows from the worker's replies.
+        hashes: [...hashes].map(([p, h]) => [p, h.toBuffer().subarray(1)]),
+        replayed,
+      };
       const worker = new Worker(commitWorkerUrl(), { workerData, name: 'nexus-storage-commit' });
       const init: StagedInit = { liveKeys, segments, hashes, reapedKeys };
       if (opts.now !== undefined) init.now = opts.now;
@@ -622,8 +631,8 @@ function reindexSegments(db: Database.Database, segments: number): void {
         if (h === undefined) hashes.set(r.partition, (h = new SegmentHashes(segments)));
         h.xorSegment(segmentOf(r.key, segments), r.khash);
       }
-      const write = db.prepare<[number, number, Buffer]>('INSERT INTO segments (partition, segment, hash) VALUES (?, ?, ?)');
-      for (const [p, h] of hashes) for (let i = 0; i < segments; i++) write.run(p, i, h.get(i));
+      const write = db.prepare<[number, Buffer]>('INSERT INTO segments (partition, hashes) VALUES (?, ?)');
+      for (const [p, h] of hashes) write.run(p, h.toBuffer().subarray(1));
       // Reaped records keep their contribution for exchanges; recompute it for the new count.
       const reaped = db.prepare<[], { key: string; obj: Buffer }>('SELECT key, obj FROM reaped').all();
       const setReaped = db.prepare<[number, Buffer, string]>('UPDATE reaped SET segment = ?, khash = ? WHERE key = ?');
@@ -642,39 +651,27 @@ function setMetaRow(db: Database.Database, name: string, value: string): void {
 /**
  * The committed segment hashes: the last checkpoint (the `segments` table) with the journal of the
  * commits since replayed onto it. Work in proportion to the commits since the checkpoint (none
- * after a clean stop); the result is written back as a new checkpoint, and the journal emptied,
- * before the commit thread starts. See sqlite-worker.ts.
+ * after a clean stop). Read-only: the commit thread starts from the result, marks the replayed
+ * partitions dirty and writes them (emptying the journal) at its next checkpoint — so a full disk
+ * at open cannot stop a node from opening. See sqlite-worker.ts.
  */
-function recoverSegments(db: Database.Database, segments: number): Map<number, SegmentHashes> {
+function recoverSegments(db: Database.Database, segments: number): { hashes: Map<number, SegmentHashes>; replayed: number[] } {
   const hashes = new Map<number, SegmentHashes>();
-  const of = (p: number): SegmentHashes => {
-    let h = hashes.get(p);
-    if (h === undefined) hashes.set(p, (h = new SegmentHashes(segments)));
-    return h;
-  };
-  for (const r of db.prepare<[], { partition: number; segment: number; hash: Buffer }>('SELECT partition, segment, hash FROM segments').iterate())
-    of(r.partition).xorSegment(r.segment, r.hash);
-  const touched = new Map<number, Set<number>>();
+  for (const r of db.prepare<[], { partition: number; hashes: Buffer }>('SELECT partition, hashes FROM segments').iterate()) {
+    if (r.hashes.length !== segments * 16) continue; // made for another count: reindexSegments ran
+    hashes.set(r.partition, new SegmentHashes(segments, Buffer.from(r.hashes)));
+  }
+  const replayed = new Set<number>();
   for (const deltas of db.prepare<[], Buffer>('SELECT deltas FROM segment_journal ORDER BY seq').pluck().iterate()) {
     for (let off = 0; off + SEGMENT_RECORD <= deltas.length; off += SEGMENT_RECORD) {
       const p = deltas.readUInt32BE(off);
-      const seg = deltas.readUInt32BE(off + 4);
-      of(p).xorSegment(seg, deltas.subarray(off + 8, off + SEGMENT_RECORD));
-      let set = touched.get(p);
-      if (set === undefined) touched.set(p, (set = new Set()));
-      set.add(seg);
+      let h = hashes.get(p);
+      if (h === undefined) hashes.set(p, (h = new SegmentHashes(segments)));
+      h.xorSegment(deltas.readUInt32BE(off + 4), deltas.subarray(off + 8, off + SEGMENT_RECORD));
+      replayed.add(p);
     }
   }
-  if (touched.size > 0) {
-    const write = db.prepare<[number, number, Buffer]>(
-      'INSERT INTO segments (partition, segment, hash) VALUES (?, ?, ?) ON CONFLICT (partition, segment) DO UPDATE SET hash = excluded.hash',
-    );
-    db.transaction(() => {
-      for (const [p, segs] of touched) for (const seg of segs) write.run(p, seg, hashes.get(p)!.get(seg));
-      db.exec('DELETE FROM segment_journal');
-    })();
-  }
-  return hashes;
+  return { hashes, replayed: [...replayed] };
 }
 
 function decodeStored(key: string, bytes: Buffer): VersionedObject {

@@ -239,9 +239,9 @@ export abstract class StagedStorage implements Storage {
     const wasLive = prev !== undefined ? prev.live : committedLive;
     const live = obj !== undefined && !isDeleted(obj);
     this.liveKeys += Number(live) - Number(wasLive);
-    // A staged collection has no reaped record yet; a write after it replaces the entry, and
-    // then there is nothing committed to delete. Otherwise a committed record is deleted.
-    const unreap = obj !== undefined && this.reapedKeys.has(key);
+    // A write over a collected key deletes its reaped record: a committed one, or the one the
+    // collection staged before it will create (if that batch is already in flight).
+    const unreap = obj !== undefined && (this.reapedKeys.has(key) || prev?.reap !== undefined);
     // A later put of the same key in this tick replaces the entry: only the latest state is
     // written, and every put's promise settles with the batch that carries it. (If the key's
     // earlier state is in flight, that batch still writes it; this entry goes in the next one.)

@@ -3,7 +3,7 @@
 // because a checker that never fails proves nothing.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -52,6 +52,30 @@ describe('nexus sim', () => {
     expect(report, stderr).toMatchObject({ ok: false });
     expect(report.lostWrites as number).toBeGreaterThan(0);
     expect(code).toBe(1);
+  });
+
+  it('takes its faults from a schedule file', async () => {
+    const file = join(out, 'schedule.json');
+    writeFileSync(
+      file,
+      JSON.stringify([
+        { at: 0, fault: 'kill', nodes: ['n2'], holdMs: 800 },
+        { at: 1500, fault: 'partition', groups: [['n1', 'n2'], ['n3', 'n4', 'n5']], holdMs: 800 },
+        { at: 3000, fault: 'pause', nodes: ['n5'], holdMs: 800 },
+        { at: 4500, fault: 'slow', nodes: ['n1'], delayMs: 50, holdMs: 500 },
+      ]),
+    );
+    const { code, report, stderr } = await sim(['--schedule', file, '--seed', '1', '--duration', '1']);
+    expect(report, stderr).toMatchObject({ ok: true, scenario: 'file', lostWrites: 0, converged: true });
+    const actions = (report.faults as Array<{ action: string; nodes: string[] }>).map((f) => `${f.action} ${f.nodes.join(',')}`);
+    expect(actions).toEqual(expect.arrayContaining(['kill n2', 'restart n2', 'pause n5', 'resume n5', 'slow n1']));
+    expect(actions.some((a) => a.startsWith('partition'))).toBe(true);
+    expect(code).toBe(0);
+
+    writeFileSync(file, JSON.stringify([{ at: 0, fault: 'kill', nodes: ['n9'], holdMs: 10 }]));
+    const bad = await sim(['--schedule', file]);
+    expect(bad.code).toBe(2);
+    expect((bad.report.error as { message: string }).message).toContain('unknown node "n9"');
   });
 
   it('refuses an unknown scenario and a run against an existing cluster, with a clear reason', async () => {

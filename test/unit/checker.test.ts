@@ -1,6 +1,7 @@
 // The simulation's checker on hand-made histories: it must catch each kind of broken promise (a
 // checker that never fails proves nothing) and accept what Dynamo-style semantics allow.
 
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { check, type CheckInput } from '../../src/sim/checker.js';
 import type { Op, ReplicaState } from '../../src/sim/history.js';
@@ -94,5 +95,44 @@ describe('checker', () => {
     const v = check(input(h, everywhere({ a: ['x1', 'x3'] })));
     expect(v.phases.fault).toMatchObject({ ops: 2, ok: 1, availability: 0.5, latencyMs: { p50: 4, max: 4 } });
     expect(v.phases.heal).toMatchObject({ ops: 1, ok: 1, availability: 1 });
+  });
+
+  it('counts stale reads as the plain definition does, on random histories', () => {
+    const opArb = fc.record({
+      kind: fc.constantFrom<Op['kind']>('write', 'rmw', 'delete', 'read'),
+      key: fc.constantFrom('a', 'b'),
+      start: fc.integer({ min: 0, max: 100 }),
+      len: fc.integer({ min: 0, max: 20 }),
+      result: fc.constantFrom<Op['result']>('ok', 'ok', 'failed', 'unknown'),
+      pick: fc.array(fc.nat(), { maxLength: 3 }),
+    });
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 40 }), (raw) => {
+        const h: Op[] = [];
+        raw.forEach((x, i) => {
+          const prior = h.filter((o) => o.key === x.key && o.value !== undefined).map((o) => o.value!);
+          const chosen = [...new Set(x.pick.filter(() => prior.length > 0).map((n) => prior[n % prior.length]!))];
+          const o = op({ kind: x.kind, key: x.key, start: x.start, end: x.start + x.len, result: x.result });
+          if (x.kind === 'write' || x.kind === 'rmw') o.value = `v${i}`;
+          if (x.kind === 'rmw' || x.kind === 'delete') o.covers = chosen;
+          if (x.kind === 'read') o.seen = chosen;
+          h.push(o);
+        });
+        // The definition, written plainly: O(reads × writes).
+        let naive = 0;
+        for (const r of h) {
+          if (r.kind !== 'read' || r.result !== 'ok') continue;
+          const seen = new Set(r.seen);
+          const missed = h.some(
+            (w) =>
+              w.key === r.key && w.kind !== 'read' && w.result === 'ok' && w.value !== undefined && w.end < r.start && !seen.has(w.value) &&
+              !h.some((c) => c.kind !== 'read' && (c.covers ?? []).includes(w.value!) && c.start < r.end),
+          );
+          if (missed) naive++;
+        }
+        expect(check(input(h, everywhere({}))).staleReads).toBe(naive);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

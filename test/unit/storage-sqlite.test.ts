@@ -167,7 +167,7 @@ describe('SqliteStorage', () => {
       await Promise.all(Array.from({ length: 50 }, (_, i) => s.put(`k${i}`, i % 3, valueObj(`v${i}`))));
       await s.close();
       const raw = new Database(path.join(dir, DB_FILE_NAME));
-      raw.prepare('UPDATE segments SET hash = zeroblob(16) WHERE partition = 1').run(); // damage
+      raw.prepare('UPDATE segments SET hashes = zeroblob(length(hashes)) WHERE partition = 1').run(); // damage
       raw.close();
       const again = openStorage({ segments: 16 });
       expect(again.segmentHashes(1).equals(rebuilt(again, 1))).toBe(false);
@@ -214,6 +214,23 @@ describe('SqliteStorage', () => {
       expect(s.tombstones(0, Date.now() - 60_000, 10)).toEqual([]);
       expect(s.tombstones(0, Date.now() + 1, 10).map(([k]) => k)).toEqual(['dead']);
       expect(await s.collect('dead', 0, s.get('dead')!)).toBe(true);
+    });
+
+    it('a write landing right after a collection still in flight deletes the new reaped record', async () => {
+      const s = openStorage();
+      await s.put('d', 0, tombstone(4));
+      const t = s.get('d')!;
+      const collected = s.collect('d', 0, t);
+      await nextTurn(); // the collection's batch is now with the commit thread
+      const back = s.put('d', 0, update(t, t.vv, 'a', 9, enc('back')));
+      expect(await collected).toBe(true);
+      await back;
+      expect(s.reaped('d')).toBeUndefined();
+      expect(s.reapedCount()).toBe(0);
+      await s.close();
+      const again = openStorage();
+      expect(again.reaped('d')).toBeUndefined();
+      expect(text(again.get('d'))).toBe('back');
     });
 
     it('keeps a collected tombstone out of the data and in the reaped table across reopen', async () => {
