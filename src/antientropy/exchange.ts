@@ -101,6 +101,7 @@ export class AntiEntropy {
   private pausedRounds = 0;
 
   constructor(private readonly o: AntiEntropyOptions) {}
+
   start(): void {
     const next = (): void => {
       if (this.stopped) return;
