@@ -30,7 +30,7 @@ import { CLI_MAIN, positive, ROOT } from './lib/args.js';
 import { removeDir, trackDir } from '../src/sim/cleanup.js';
 import { LocalCluster } from '../src/sim/local-cluster.js';
 import { runClosedLoop } from './lib/load.js';
-import { machineInfo, sourceVersion } from './lib/machine.js';
+import { machineInfo, sourceVersion } from '../src/bench/machine.js';
 import { medianMax } from './lib/stats.js';
 
 const PARTITIONS = 64;

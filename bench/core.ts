@@ -21,7 +21,7 @@ import type { NodeStatus, PutRequest } from '../src/transport/protocol.js';
 import { LocalCluster } from '../src/sim/local-cluster.js';
 import { EchoServers, QuorumEchoClient } from './lib/echo.js';
 import { runClosedLoop, type LoadResult } from './lib/load.js';
-import { machineInfo, waitForQuiet } from './lib/machine.js';
+import { machineInfo, waitForQuiet } from '../src/bench/machine.js';
 import { computeBars, formatUs, markdownReport, type CoreResults, type PhasePair } from './lib/report.js';
 import { CLI_MAIN, positive, ROOT } from './lib/args.js';
 

@@ -22,7 +22,7 @@ import type { NodeStatus } from '../src/transport/protocol.js';
 import { LocalCluster } from '../src/sim/local-cluster.js';
 import { runClosedLoop, type LoadResult } from './lib/load.js';
 import { readLog } from './lib/logs.js';
-import { cpuSecondsOf, machineBusySeconds, machineInfo, sourceVersion, waitForQuiet, type MachineInfo } from './lib/machine.js';
+import { cpuSecondsOf, machineBusySeconds, machineInfo, sourceVersion, waitForQuiet, type MachineInfo } from '../src/bench/machine.js';
 import { NodeClients } from './lib/nodes.js';
 import { formatUs } from './lib/report.js';
 import { medianMax, summarize, type LatencySummary } from './lib/stats.js';

@@ -4,7 +4,7 @@
 // microseconds. Throughput is completions in the window divided by its measured length.
 
 import { build } from 'hdr-histogram-js';
-import { cpuSecondsOf, machineBusySeconds, ownCpuSeconds } from './machine.js';
+import { cpuSecondsOf, machineBusySeconds, ownCpuSeconds } from '../../src/bench/machine.js';
 
 export interface LoadOptions {
   /** Requests kept outstanding. */

@@ -1,7 +1,7 @@
 // The core benchmark's result document, its bars and its markdown table.
 
 import type { LoadResult } from './load.js';
-import type { MachineInfo } from './machine.js';
+import type { MachineInfo } from '../../src/bench/machine.js';
 
 export interface PhasePair {
   /** Latency at 1 outstanding request. */

@@ -5,6 +5,7 @@ import { registerDataCommands } from './data-commands.js';
 import { registerNodeCommands } from './node-commands.js';
 import { printJson } from './output.js';
 import { registerSimCommand } from './sim-command.js';
+import { registerBenchCommand } from './bench-command.js';
 
 const program = new Command();
 program
@@ -16,6 +17,7 @@ program
 registerNodeCommands(program);
 registerDataCommands(program);
 registerSimCommand(program);
+registerBenchCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,4 +1,4 @@
-// What the benchmark ran on, and CPU time per process, so figures from different machines (and
+// What a benchmark ran on, and CPU time per process, so figures from different machines (and
 // the share of the cores each side used) can be compared honestly.
 
 import { execFileSync } from 'node:child_process';
