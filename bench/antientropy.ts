@@ -167,7 +167,7 @@ async function exchangeCost(o: Options, n: number): Promise<ExchangeResult[]> {
   try {
     const ring = new Ring({ members: cluster.ids.map((id, i) => ({ id, url: cluster.urls[i]! })), n: 2, partitions: PARTITIONS });
     for (const i of cluster.ids.keys()) await cluster.signal(i, 'SIGTERM');
-    for (const [i, id] of cluster.ids.entries()) {
+    for (const id of cluster.ids) {
       const t = Date.now();
       await load(join(cluster.dir, id), n, ring, o.valueBytes);
       progress(`  loaded ${n.toLocaleString('en-US')} keys into ${id} in ${((Date.now() - t) / 1000).toFixed(1)} s`);

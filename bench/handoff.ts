@@ -98,10 +98,6 @@ function commandLine(): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** performance.now() ↔ Date.now(): the nodes log epoch ms, the load generator uses performance.now(). */
-const EPOCH_OFFSET = Date.now() - performance.now();
-const toPerf = (epochMs: number): number => epochMs - EPOCH_OFFSET;
-
 interface FgPhase {
   load: LoadResult;
   /** Latency over a sub-interval of the window (delivery phase only). */

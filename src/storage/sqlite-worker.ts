@@ -5,11 +5,11 @@
 // measured ~63% of a node's wall time inside commits). Here it blocks only this thread. The main
 // thread keeps its own connection for reads and metadata and sends one batch at a time.
 //
-// This file must stay self-contained (better-sqlite3 and Node only, no imports from the rest of
-// Nexus): under vitest the main thread runs the TypeScript sources, but a worker is a plain Node
-// thread that cannot load .ts, so it always runs the compiled dist/src/storage/sqlite-worker.js
-// (see `commitWorkerUrl` in sqlite.ts). Keeping it free of imports keeps that compiled copy valid
-// on its own. Only types are shared, and `import type` leaves nothing behind at run time.
+// This file must not import from the rest of Nexus (better-sqlite3 and Node only): under vitest
+// the main thread runs the TypeScript sources, but a worker is a plain Node thread that cannot load
+// .ts, so it always runs the compiled dist/src/storage/sqlite-worker.js (see `commitWorkerUrl` in
+// sqlite.ts), which must be valid on its own. Other modules may import from it (its constants and
+// `contribution`); loading it outside a worker thread runs nothing.
 //
 // Protocol (requests carry an id; each is answered, in order, with the same id):
 //   main → worker  { t: 'commit', id, rows }  rows (see CommitRow), the bytes being views into one
@@ -29,10 +29,11 @@
 // about one extra page per row (rows of a batch fall in random segments; the anti-entropy
 // benchmark measured a third of put throughput), so instead each commit appends one journal row:
 // the XOR delta of every segment it changed, packed in a blob. The `segments` table is a
-// checkpoint, rewritten (dirty segments only) inside a commit at most every CHECKPOINT_MS and at
-// close (one blob per partition), when the journal rows it covers are deleted. At open, the journal rows after the
-// checkpoint are replayed onto it — work proportional to the commits since the checkpoint,
-// never a rescan (see `recoverSegments` in sqlite.ts).
+// checkpoint — one blob per partition, rewritten for the partitions with dirty segments inside a
+// commit at most every CHECKPOINT_MS and at close — and each checkpoint empties the journal. At
+// open the main thread replays the journal onto the checkpoint (work proportional to the commits
+// since it, never a rescan; `recoverSegments` in sqlite-schema.ts) and hands the result to this
+// thread, whose first checkpoint writes it.
 
 import Database from 'better-sqlite3';
 import { createHash, hash } from 'node:crypto';

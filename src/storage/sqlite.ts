@@ -20,15 +20,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ErrorCodes, NexusError } from '../core/errors.js';
-import { decodeObject, encodeObject, type VersionedObject } from '../core/version.js';
+import { encodeObject, type VersionedObject } from '../core/version.js';
 import { HintMirror } from '../handoff/mirror.js';
 import type { Hint, HintStore } from '../handoff/types.js';
-import { keyEncodedHash, SEGMENTS_DEFAULT, SegmentHashes, segmentOf, validateSegments } from '../antientropy/segments.js';
+import { SEGMENTS_DEFAULT, SegmentHashes, validateSegments } from '../antientropy/segments.js';
 // Importing the worker module runs nothing here: it starts only on a worker thread.
-import { FRESH, REAP, SEGMENT_RECORD, UNREAP, type CommitRow, type CommitWorkerConfig, type FromWorker, type HintRow, type ToWorker } from './sqlite-worker.js';
+import { FRESH, REAP, UNREAP, type CommitRow, type CommitWorkerConfig, type FromWorker, type HintRow, type ToWorker } from './sqlite-worker.js';
+import { decodeStored, ensureSchema, recoverSegments } from './sqlite-schema.js';
 import { StagedStorage, type StagedInit, type StagedWrite } from './staging.js';
-import { SCHEMA_VERSION, type KeyHash, type SqliteStorageOptions, type Storage } from './types.js';
-
+import type { KeyHash, SqliteStorageOptions, Storage } from './types.js';
 
 export const DB_FILE_NAME = 'nexus.db';
 
@@ -52,77 +52,6 @@ export function commitWorkerUrl(): URL {
   if (existsSync(fileURLToPath(built))) return built;
   throw new Error(`the storage worker script is missing (looked for ${fileURLToPath(sibling)} and ${fileURLToPath(built)}; run npm run build)`);
 }
-
-// Writes a stand-in keeps for a down primary (src/handoff): one row per (target, key), its id and
-// version chosen by the node (the in-memory mirror), loaded whole at open.
-const HINTS_SQL = `
-  CREATE TABLE hints (
-    id         INTEGER PRIMARY KEY,
-    target     TEXT NOT NULL,
-    key        TEXT NOT NULL,
-    partition  INTEGER NOT NULL,
-    version    INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    obj        BLOB NOT NULL
-  );
-`;
-
-// Version 3: segment hashes (anti-entropy's tree leaves) persisted and kept in each write's own
-// transaction, and collected tombstones remembered as reaped records.
-const V3_SQL = `
-  -- One row per (partition, segment): the XOR of the khash of every row in that segment.
-  -- One row per partition: its segment hashes, segments × 16 bytes (each the XOR of the khash of
-  -- every row in that segment) — a checkpoint, with the journal below (see sqlite-worker.ts).
-  CREATE TABLE segments (
-    partition INTEGER PRIMARY KEY,
-    hashes    BLOB NOT NULL
-  );
-  -- Tombstones collected after every replica held them: later writes merge against these.
-  CREATE TABLE reaped (
-    key       TEXT PRIMARY KEY,
-    partition INTEGER NOT NULL,
-    segment   INTEGER NOT NULL,
-    khash     BLOB,
-    obj       BLOB NOT NULL,
-    reaped_at INTEGER NOT NULL
-  );
-  CREATE INDEX reaped_by_segment ON reaped (partition, segment);
-  CREATE INDEX reaped_by_time ON reaped (reaped_at);
-  -- Per commit since the segments table was last checkpointed: the XOR deltas it made to
-  -- segments (see sqlite-worker.ts). Replayed onto the checkpoint at open.
-  CREATE TABLE segment_journal (
-    seq    INTEGER PRIMARY KEY,
-    deltas BLOB NOT NULL
-  );
-  -- Anti-entropy lists a partition's keys by segment; tombstone collection walks its tombstones.
-  -- (partition) alone, not (partition, segment): new rows then land at the end of their
-  -- partition's range instead of at a random place, which costs a write far fewer index pages.
-  CREATE INDEX objects_by_partition ON objects (partition);
-  CREATE INDEX objects_tombstones ON objects (partition, since) WHERE live = 0;
-`;
-
-// The schema version lives in the file header (PRAGMA user_version) rather than in `meta`, so no
-// `setMeta` name can clobber it, and a fresh file reads as 0.
-//
-// `objects` keeps its rowid: WITHOUT ROWID stores whole rows in the b-tree's interior pages too,
-// which SQLite advises against for rows over ~1/20 of a page, and values here are often larger.
-// `khash` is what the row contributes to its segment's hash (NULL when hashes are off); `since`
-// is when the state was stored (ms since the epoch), a tombstone's age.
-const SCHEMA_SQL = `
-  CREATE TABLE meta (
-    name  TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-  );
-  CREATE TABLE objects (
-    key       TEXT PRIMARY KEY,
-    partition INTEGER NOT NULL,
-    live      INTEGER NOT NULL,
-    obj       BLOB NOT NULL,
-    segment   INTEGER NOT NULL DEFAULT 0,
-    since     INTEGER NOT NULL DEFAULT 0,
-    khash     BLOB
-  );
-` + HINTS_SQL + V3_SQL;
 
 /** What the connection is actually running with, for health output and tests. */
 export interface SqliteInfo {
@@ -556,130 +485,6 @@ function validateOptions(opts: SqliteStorageOptions): void {
   if (opts.segments !== undefined && opts.segments !== 0) validateSegments(opts.segments);
   const max = opts.maxDataBytes;
   if (max !== undefined && (!Number.isSafeInteger(max) || max < 0)) bad(`maxDataBytes must be a whole number >= 0, got ${String(max)}`);
-}
-
-/**
- * Creates the tables in a fresh file, upgrades an older schema, or refuses a file of another
- * version; then makes sure the segment columns and table follow `segments` (re-indexing when the
- * file was made with another count, or upgraded).
- */
-function ensureSchema(db: Database.Database, file: string, segments: number, now: () => number): void {
-  const version = db.pragma('user_version', { simple: true }) as number;
-  const hasTables = db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table'").pluck().get() as number;
-  if (version === 0 && hasTables === 0) {
-    db.transaction(() => {
-      db.exec(SCHEMA_SQL);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    })();
-  } else if (version === 1 || version === 2) {
-    // Version 2 added the hints table; version 3 the segment columns, segments and reaped.
-    db.transaction(() => {
-      if (version === 1) db.exec(HINTS_SQL);
-      db.exec(`
-        ALTER TABLE objects ADD COLUMN segment INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE objects ADD COLUMN since INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE objects ADD COLUMN khash BLOB;
-        DROP INDEX objects_by_partition; -- was (partition, key)
-      `);
-      // Rows of unknown age count from now, so no tombstone looks older than it may be.
-      db.prepare('UPDATE objects SET since = ?').run(Math.floor(now()));
-      db.exec(V3_SQL);
-      db.prepare("DELETE FROM meta WHERE name = 'segments'").run(); // forces the re-index below
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    })();
-  } else if (version !== SCHEMA_VERSION) {
-    throw new NexusError(
-      ErrorCodes.STORAGE_FAILED,
-      `${file} has schema version ${version}, but this build of Nexus uses schema version ${SCHEMA_VERSION}; ` +
-        'use a matching build or move the file away',
-    );
-  }
-  const recorded = db.prepare<[], string>("SELECT value FROM meta WHERE name = 'segments'").pluck().get();
-  if (recorded !== String(segments)) reindexSegments(db, segments);
-}
-
-/**
- * Recomputes every row's segment and contribution and the segments table, for a count of
- * `segments` (0: no hashes). O(n) over the objects; runs at open only, after an upgrade or when
- * the segment count changed.
- */
-function reindexSegments(db: Database.Database, segments: number): void {
-  const page = db.prepare<[number], { rowid: number; key: string; obj: Buffer }>('SELECT rowid, key, obj FROM objects WHERE rowid > ? ORDER BY rowid LIMIT 5000');
-  const set = db.prepare<[number, Buffer | null, number]>('UPDATE objects SET segment = ?, khash = ? WHERE rowid = ?');
-  const hashes = new Map<number, SegmentHashes>();
-  db.transaction(() => {
-    for (let after = 0; ; ) {
-      const rows = page.all(after);
-      if (rows.length === 0) break;
-      for (const r of rows) {
-        after = r.rowid;
-        if (segments === 0) {
-          set.run(0, null, r.rowid);
-          continue;
-        }
-        decodeStored(r.key, r.obj); // a corrupt row fails the open here, naming its key
-        const khash = keyEncodedHash(r.key, r.obj);
-        const segment = segmentOf(r.key, segments);
-        set.run(segment, khash, r.rowid);
-      }
-    }
-    db.exec('DELETE FROM segments');
-    if (segments !== 0) {
-      const byPartition = db.prepare<[], { key: string; partition: number; khash: Buffer }>('SELECT key, partition, khash FROM objects');
-      for (const r of byPartition.iterate()) {
-        let h = hashes.get(r.partition);
-        if (h === undefined) hashes.set(r.partition, (h = new SegmentHashes(segments)));
-        h.xorSegment(segmentOf(r.key, segments), r.khash);
-      }
-      const write = db.prepare<[number, Buffer]>('INSERT INTO segments (partition, hashes) VALUES (?, ?)');
-      for (const [p, h] of hashes) write.run(p, h.toBuffer().subarray(1));
-      // Reaped records keep their contribution for exchanges; recompute it for the new count.
-      const reaped = db.prepare<[], { key: string; obj: Buffer }>('SELECT key, obj FROM reaped').all();
-      const setReaped = db.prepare<[number, Buffer, string]>('UPDATE reaped SET segment = ?, khash = ? WHERE key = ?');
-      for (const r of reaped) setReaped.run(segmentOf(r.key, segments), keyEncodedHash(r.key, r.obj), r.key);
-    }
-    // The table now holds every row's contribution: nothing is left to replay.
-    db.exec('DELETE FROM segment_journal');
-    setMetaRow(db, 'segments', String(segments));
-  })();
-}
-
-function setMetaRow(db: Database.Database, name: string, value: string): void {
-  db.prepare('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value').run(name, value);
-}
-
-/**
- * The committed segment hashes: the last checkpoint (the `segments` table) with the journal of the
- * commits since replayed onto it. Work in proportion to the commits since the checkpoint (none
- * after a clean stop). Read-only: the commit thread starts from the result, marks the replayed
- * partitions dirty and writes them (emptying the journal) at its next checkpoint — so a full disk
- * at open cannot stop a node from opening. See sqlite-worker.ts.
- */
-function recoverSegments(db: Database.Database, segments: number): { hashes: Map<number, SegmentHashes>; replayed: number[] } {
-  const hashes = new Map<number, SegmentHashes>();
-  for (const r of db.prepare<[], { partition: number; hashes: Buffer }>('SELECT partition, hashes FROM segments').iterate()) {
-    if (r.hashes.length !== segments * 16) continue; // made for another count: reindexSegments ran
-    hashes.set(r.partition, new SegmentHashes(segments, Buffer.from(r.hashes)));
-  }
-  const replayed = new Set<number>();
-  for (const deltas of db.prepare<[], Buffer>('SELECT deltas FROM segment_journal ORDER BY seq').pluck().iterate()) {
-    for (let off = 0; off + SEGMENT_RECORD <= deltas.length; off += SEGMENT_RECORD) {
-      const p = deltas.readUInt32BE(off);
-      let h = hashes.get(p);
-      if (h === undefined) hashes.set(p, (h = new SegmentHashes(segments)));
-      h.xorSegment(deltas.readUInt32BE(off + 4), deltas.subarray(off + 8, off + SEGMENT_RECORD));
-      replayed.add(p);
-    }
-  }
-  return { hashes, replayed: [...replayed] };
-}
-
-function decodeStored(key: string, bytes: Buffer): VersionedObject {
-  try {
-    return decodeObject(bytes);
-  } catch (err) {
-    throw new NexusError(ErrorCodes.STORAGE_FAILED, `stored object for key "${key}" is corrupt: ${NexusError.from(err).message}`);
-  }
 }
 
 /** Turns a SQLite or file-system error into STORAGE_FAILED whose message leads with the cause. */
