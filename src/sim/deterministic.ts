@@ -366,7 +366,7 @@ export async function runDeterministic(opts: Partial<DetOptions> & { seed: numbe
     convergeMs,
     faults,
     steps: sched.steps,
-    replay: `npx nexus sim --deterministic --seed ${o.seed} --nodes ${o.nodes} --duration ${o.faultSec} --clients ${o.clients} --keys ${o.keys}`,
+    replay: `npx nexus sim --deterministic --seed ${o.seed} --nodes ${o.nodes} --duration ${o.faultSec} --clients ${o.clients} --keys ${o.keys} --r ${o.r} --w ${o.w}`,
   };
   return { report, history: workload.history };
 }
