@@ -4,9 +4,12 @@
 // HdrHistogram latency percentiles, errors and sibling counts. Updates carry the context of that
 // client's latest read of the key, as an application would.
 //
-// Not yet (issue 6): the staleness probe and its PBS prediction, strict points under injected
-// faults, and the baselines (bare and fsync ceilings, a single node, etcd, Redis) — reported as
-// skipped with that reason.
+// Staleness is measured by a probe: write a fresh key through one node, and t ms after the ack
+// read it through another; the read is stale if it misses the value (t-visibility).
+//
+// Not yet (issue 6): per-replica delay injected through the fault layer, the PBS prediction,
+// k-staleness, strict points under injected faults, and the baselines (bare and fsync ceilings,
+// a single node, etcd, Redis) — reported as skipped with that reason.
 
 import { build, type Histogram } from 'hdr-histogram-js';
 import { NexusClient } from '../client/client.js';
@@ -43,6 +46,10 @@ export interface BenchOptions {
   durationSec: number;
   warmupSec: number;
   points: Array<[number, number]>;
+  /** Staleness probes per delay t, per point (0: none). */
+  probesPerT: number;
+  /** The delays t (ms) after a write's ack at which the probe reads. */
+  probeDelaysMs: number[];
   nodes: number;
   n: number;
   /** An existing cluster's node URLs; otherwise the bench starts its own. */
@@ -73,9 +80,11 @@ export interface PointResult {
   errors: number;
   firstError?: string;
   siblings: { max: number; readsWithSiblings: number };
-  /** Measured by the staleness probe, which is not built yet (null). */
-  staleReads: number | null;
+  /** Probe reads that missed the value acknowledged before them (see `probe`). */
+  staleReads: number;
   probes: number;
+  /** P(a read t ms after the write's ack returns it), per t: t-visibility on this machine. */
+  visibility: Array<{ t: number; probes: number; consistent: number }>;
 }
 
 export interface BenchReport {
@@ -101,7 +110,9 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       // otherwise slow the points after it.
       const prefix = `p${i}-user`;
       await load(client, o, prefix);
-      points.push(await runPoint(client, o, prefix, r, w, rnd.fork(), (f) => o.progress?.(i, o.points.length, f, `R=${r} W=${w}`)));
+      const point = await runPoint(client, o, prefix, r, w, rnd.fork(), (f) => o.progress?.(i, o.points.length, f, `R=${r} W=${w}`));
+      Object.assign(point, await probe(urls, o, `p${i}-probe`, r, w));
+      points.push(point);
     }
     const settings: Omit<BenchOptions, 'progress'> = { ...o };
     delete (settings as Partial<BenchOptions>).progress;
@@ -208,9 +219,49 @@ async function runPoint(client: NexusClient, o: BenchOptions, prefix: string, r:
     byOp: Object.fromEntries((['read', 'update', 'rmw'] as const).filter((k) => counts[k] > 0).map((k) => [k, summary(byOp[k], counts[k])])),
     errors,
     siblings: { max: maxSiblings, readsWithSiblings },
-    staleReads: null,
+    staleReads: 0,
     probes: 0,
+    visibility: [],
   };
   if (firstError !== undefined) result.firstError = firstError;
   return result;
+}
+
+/**
+ * The staleness probe: for each delay t, `probesPerT` trials of "write a fresh key through node
+ * i with W, wait t ms after the ack, read it through node i+1 with R", 16 trials at a time. A read
+ * that does not return the value is stale. With R + W > N none may be (the read quorum overlaps
+ * the write quorum).
+ */
+async function probe(urls: string[], o: BenchOptions, prefix: string, r: number, w: number): Promise<Pick<PointResult, 'staleReads' | 'probes' | 'visibility'>> {
+  const clients = urls.map((u) => new NexusClient({ nodes: [u], timeoutMs: 10_000 }));
+  const visibility: PointResult['visibility'] = [];
+  let staleReads = 0;
+  let probes = 0;
+  let seq = 0;
+  try {
+    for (const t of o.probesPerT > 0 ? o.probeDelaysMs : []) {
+      let consistent = 0;
+      let done = 0;
+      const trial = async (): Promise<void> => {
+        while (done < o.probesPerT) {
+          done++;
+          const n = seq++;
+          const key = `${prefix}${n}`;
+          const value = `v${n}`;
+          await clients[n % clients.length]!.put(key, value, { w });
+          if (t > 0) await new Promise((res) => setTimeout(res, t));
+          const got = await clients[(n + 1) % clients.length]!.get(key, { r });
+          if (got.values.some((v) => Buffer.from(v).toString('utf8') === value)) consistent++;
+          else staleReads++;
+          probes++;
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, trial));
+      visibility.push({ t, probes: done, consistent });
+    }
+  } finally {
+    for (const c of clients) c.close();
+  }
+  return { staleReads, probes, visibility };
 }

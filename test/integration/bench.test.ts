@@ -23,13 +23,23 @@ function bench(args: string[]): Promise<{ code: number; stdout: string; stderr: 
 }
 
 describe('nexus bench', () => {
-  it('runs workload F over two R/W points and reports each', async () => {
-    const { code, stdout, stderr } = await bench(['--workload', 'F', '--duration', '1', '--warmup', '0', '--clients', '4', '--records', '50', '--points', '1,1 2,2', '--json']);
+  it('runs workload F over two R/W points and reports each, with no stale probe read when R + W > N', async () => {
+    const { code, stdout, stderr } = await bench(['--workload', 'F', '--duration', '1', '--warmup', '0', '--clients', '4', '--records', '50', '--points', '1,1 2,2', '--probes', '30', '--json']);
     expect(code, stderr).toBe(0);
     const report = JSON.parse(stdout) as {
       ok: boolean;
       machine: { cores: number; node: string };
-      points: Array<{ r: number; w: number; throughput: number; latency: Record<string, number>; byOp: Record<string, unknown>; errors: number }>;
+      points: Array<{
+        r: number;
+        w: number;
+        throughput: number;
+        latency: Record<string, number>;
+        byOp: Record<string, unknown>;
+        errors: number;
+        staleReads: number;
+        probes: number;
+        visibility: Array<{ t: number; probes: number; consistent: number }>;
+      }>;
       baselines: Record<string, unknown>;
       files: { json: string; markdown: string };
     };
@@ -44,7 +54,12 @@ describe('nexus bench', () => {
       expect(p.errors).toBe(0);
       for (const f of ['p50', 'p95', 'p99', 'p999', 'max']) expect(p.latency[f]).toBeGreaterThan(0);
       expect(Object.keys(p.byOp).sort()).toEqual(['read', 'rmw']);
+      expect(p.probes).toBe(90); // 30 per delay t, 3 delays
+      expect(p.visibility.map((v) => v.t)).toEqual([0, 1, 5]);
     }
+    const quorum = report.points.find((p) => p.r === 2 && p.w === 2)!;
+    expect(quorum.staleReads).toBe(0);
+    expect(quorum.visibility.every((v) => v.consistent === v.probes)).toBe(true);
     expect(report.baselines.etcd).toMatchObject({ skipped: expect.any(String) });
     expect(existsSync(report.files.json)).toBe(true);
     expect(readFileSync(report.files.markdown, 'utf8')).toContain('| R | W | ops/s |');
