@@ -26,7 +26,7 @@ import { NexusClient } from '../src/client/client.js';
 import { emptyObject, encodeObject, update, type VersionedObject } from '../src/core/version.js';
 import { Ring } from '../src/ring/index.js';
 import { SqliteStorage } from '../src/storage/sqlite.js';
-import { CLI_MAIN, positive, ROOT } from './lib/args.js';
+import { CLI_MAIN, commandLine, positive, progress, ROOT } from './lib/args.js';
 import { removeDir, trackDir } from '../src/sim/cleanup.js';
 import { LocalCluster } from '../src/sim/local-cluster.js';
 import { runClosedLoop } from './lib/load.js';
@@ -68,10 +68,6 @@ function parseArgs(): Options {
     .showHelpAfterError()
     .parse(process.argv)
     .opts<Options>();
-}
-
-function progress(msg: string): void {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
 
 /** The value of key i: deterministic, so both replicas get identical objects. */
@@ -316,7 +312,7 @@ function markdown(machine: ReturnType<typeof machineInfo>, ex: ExchangeResult[],
 async function main(): Promise<void> {
   const o = parseArgs();
   const machine = machineInfo();
-  const command = `npm run bench:antientropy${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  const command = commandLine('antientropy');
   progress(`${machine.cores} cores, ${machine.cpuModel}, Node ${machine.node}`);
   const exchanges: ExchangeResult[] = [];
   for (const n of o.sizes) exchanges.push(...(await exchangeCost(o, n)));

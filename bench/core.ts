@@ -23,7 +23,7 @@ import { EchoServers, QuorumEchoClient } from './lib/echo.js';
 import { runClosedLoop, type LoadResult } from './lib/load.js';
 import { machineInfo, waitForQuiet } from '../src/bench/machine.js';
 import { computeBars, formatUs, markdownReport, type CoreResults, type PhasePair } from './lib/report.js';
-import { CLI_MAIN, positive, ROOT } from './lib/args.js';
+import { CLI_MAIN, commandLine, positive, progress, ROOT } from './lib/args.js';
 
 const ECHO_SERVER = join(ROOT, 'dist', 'bench', 'lib', 'echo-server.js');
 
@@ -66,19 +66,9 @@ function parseArgs(): Options {
   return program.opts<Options>();
 }
 
-function progress(msg: string): void {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-}
-
 function describe(r: LoadResult): string {
   const err = r.errors > 0 ? `, ${r.errors} errors (${r.firstError})` : '';
   return `${r.throughput.toLocaleString('en-US')} ops/s, p50 ${formatUs(r.latencyUs.p50)}, p99 ${formatUs(r.latencyUs.p99)}, CPU client ${r.cpu.client} servers ${r.cpu.servers ?? '?'} other ${r.cpu.other ?? '?'}${err}`;
-}
-
-function commandLine(): string {
-  const args = process.argv.slice(2).join(' ');
-  if (process.env.npm_lifecycle_event === 'bench:core') return `npm run bench:core${args ? ` -- ${args}` : ''}`;
-  return `node dist/bench/core.js${args ? ` ${args}` : ''}`;
 }
 
 /** Same key length for every phase: what differs between phases is only the system under test. */
@@ -209,7 +199,7 @@ async function main(): Promise<void> {
   const phases = { bare, fsync, put, get };
   const results: CoreResults = {
     benchmark: 'core',
-    command: commandLine(),
+    command: commandLine('core'),
     startedAt,
     machine,
     settings: {

@@ -26,7 +26,7 @@ import { cpuSecondsOf, machineBusySeconds, machineInfo, sourceVersion, waitForQu
 import { NodeClients } from './lib/nodes.js';
 import { formatUs } from './lib/report.js';
 import { medianMax, summarize, type LatencySummary } from './lib/stats.js';
-import { CLI_MAIN, positive, ROOT } from './lib/args.js';
+import { CLI_MAIN, commandLine, positive, progress, ROOT, round2, sleep } from './lib/args.js';
 
 const NODES = 3;
 const N = 3;
@@ -72,18 +72,6 @@ function parseArgs(): Options {
   return program.opts<Options>();
 }
 
-function progress(msg: string): void {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-}
-
-function commandLine(): string {
-  const args = process.argv.slice(2).join(' ');
-  if (process.env.npm_lifecycle_event === 'bench:detect') return `npm run bench:detect${args ? ` -- ${args}` : ''}`;
-  return `node dist/bench/detect.js${args ? ` ${args}` : ''}`;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const round2 = (x: number): number => Math.round(x * 100) / 100;
 
 interface ObserverSeen {
   observer: string;
@@ -435,7 +423,7 @@ function assemble(o: Options, startedAt: string, machine: MachineInfo, trials: T
   if (soak && soak.falseDownsLogged > 0) findings.push(`False downs during the soak: ${soak.downEvents.map((e) => `${e.observer} judged ${e.peer} down at ${e.at} (${e.reason})`).join('; ')}.`);
   return {
     benchmark: 'detect',
-    command: commandLine(),
+    command: commandLine('detect'),
     startedAt,
     machine,
     source: sourceVersion(ROOT),

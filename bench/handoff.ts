@@ -27,7 +27,7 @@ import { cpuSecondsOf, machineBusySeconds, machineInfo, sourceVersion, waitForQu
 import { NodeClients } from './lib/nodes.js';
 import { formatUs } from './lib/report.js';
 import { summarize, type LatencySummary } from './lib/stats.js';
-import { CLI_MAIN, positive, ROOT } from './lib/args.js';
+import { CLI_MAIN, commandLine, positive, progress, ROOT, round2, sleep } from './lib/args.js';
 
 const N = 3;
 const PARTITIONS = 64;
@@ -86,17 +86,6 @@ function parseArgs(): Options {
   return o;
 }
 
-function progress(msg: string): void {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-}
-
-function commandLine(): string {
-  const args = process.argv.slice(2).join(' ');
-  if (process.env.npm_lifecycle_event === 'bench:handoff') return `npm run bench:handoff${args ? ` -- ${args}` : ''}`;
-  return `node dist/bench/handoff.js${args ? ` ${args}` : ''}`;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface FgPhase {
   load: LoadResult;
@@ -445,7 +434,7 @@ async function main(): Promise<void> {
 
     const results: HandoffResults = {
       benchmark: 'handoff',
-      command: commandLine(),
+      command: commandLine('handoff'),
       startedAt,
       machine,
       source: sourceVersion(ROOT),
@@ -534,10 +523,6 @@ function collectHandoff(cluster: LocalCluster, tIdx: number, others: number[], s
     standIns.push({ id, expected: expected[id] ?? 0, pendingBefore: pendingBefore[id] ?? 0, ...(up ? { judgedUpMs: rel(up) } : {}), runs });
   }
   return { targetLog: started ? { startedMs: rel(started) } : {}, standIns };
-}
-
-function round2(x: number): number {
-  return Math.round(x * 100) / 100;
 }
 
 function findings(r: HandoffResults): string[] {

@@ -1,4 +1,4 @@
-// What every benchmark's command line shares: where the project is, and the number parsers.
+// What every benchmark shares: where the project is, the number parsers, progress lines, the command line
 
 import { InvalidArgumentError } from 'commander';
 import { dirname, join, resolve } from 'node:path';
@@ -18,3 +18,19 @@ export function positive(what: string, integer: boolean, allowZero = false) {
     return n;
   };
 }
+
+/** A timestamped progress line on stderr (stdout stays for the results). */
+export function progress(msg: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+/** The command that reproduces this run: `npm run bench:<name> -- …` or `node dist/bench/<name>.js …`. */
+export function commandLine(name: string): string {
+  const args = process.argv.slice(2).join(' ');
+  if (process.env.npm_lifecycle_event === `bench:${name}`) return `npm run bench:${name}${args ? ` -- ${args}` : ''}`;
+  return `node dist/bench/${name}.js${args ? ` ${args}` : ''}`;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export const round2 = (x: number): number => Math.round(x * 100) / 100;
