@@ -339,6 +339,6 @@ export class AntiEntropy {
     const reaped = this.o.storage.reapedHashes(partition, segments);
     if (reaped.length === 0) return stored;
     const have = new Set(stored.map(([k]) => k));
-    return [...stored, ...reaped.filter(([k]) => !have.has(k) && this.o.storage.reaped(k) !== undefined)];
+    return [...stored, ...reaped.filter(([k]) => !have.has(k))];
   }
 }

@@ -283,11 +283,12 @@ export abstract class StagedStorage implements Storage {
     return this.reapedKeys.size;
   }
 
-  /** (key, hash) of reaped records in some segments of a partition (committed ones only). */
+  /** (key, hash) of the committed reaped records in some segments of a partition that are still reaped. */
   reapedHashes(partition: number, segments: readonly number[]): KeyHash[] {
     this.assertOpen();
     if (this.reapedKeys.size === 0 || this.segments === 0) return [];
-    return this.reapedHashesCommitted(partition, new Set(segments));
+    // A key written again since (a staged put) is no longer reaped; a staged collection still is.
+    return this.reapedHashesCommitted(partition, new Set(segments)).filter(([k]) => this.staged.get(k)?.obj === undefined);
   }
 
   /** Forgets reaped records made before `before`. Resolves with how many were forgotten. */

@@ -68,7 +68,7 @@ export interface Storage {
    */
   reaped(key: string): VersionedObject | undefined;
 
-  /** (key, contribution of its reaped tombstone) for the reaped records in some segments. */
+  /** (key, contribution of its reaped tombstone) for the keys still reaped in some segments. */
   reapedHashes(partition: number, segments: readonly number[]): KeyHash[];
 
   /** Reaped records kept. */
