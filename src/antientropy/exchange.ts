@@ -239,14 +239,24 @@ export class AntiEntropy {
       const theirs = new Map<string, VersionedObject>();
       if (wanted.length > 0) {
         const got = await ask({ t: 'ae-get', keys: wanted });
+        const reapedThere = new Set(got.reaped ?? []);
+        const lackedHere = new Set(keys.missingHere);
         for (const [k, bytes] of got.objs) {
           if (bytes === null) continue;
           report.bytesReceived += bytes.length;
+          // A reaped record is not shipped to a replica that holds nothing of the key: every
+          // replica held the tombstone before it was collected, so this one has collected and
+          // forgotten it too (the two forget at different times), and has no value to cover.
+          if (reapedThere.has(k) && lackedHere.has(k)) continue;
           theirs.set(k, decodeObject(bytes));
         }
       }
       const ours = new Map<string, VersionedObject>();
-      for (const k of [...keys.missingThere, ...keys.differing]) {
+      for (const k of keys.missingThere) {
+        const obj = this.o.replica.read(k);
+        if (obj) ours.set(k, obj); // a reaped record only: see above
+      }
+      for (const k of keys.differing) {
         const obj = this.stateOf(k);
         if (obj) ours.set(k, obj);
       }
@@ -287,12 +297,13 @@ export class AntiEntropy {
   }
 
   objects(keys: string[]): Replies['ae-get'] {
-    return {
-      objs: keys.map((k) => {
-        const obj = this.stateOf(k);
-        return [k, obj ? encodeObject(obj) : null] as [string, Uint8Array | null];
-      }),
-    };
+    const reaped: string[] = [];
+    const objs = keys.map((k) => {
+      let obj = this.o.replica.read(k);
+      if (!obj && (obj = this.o.storage.reaped(k))) reaped.push(k);
+      return [k, obj ? encodeObject(obj) : null] as [string, Uint8Array | null];
+    });
+    return reaped.length > 0 ? { objs, reaped } : { objs };
   }
 
   /** The peer completed an exchange it started with the root this node served it. */

@@ -158,7 +158,8 @@ export interface Replies {
   'ae-root': { segments: number; hash: Uint8Array };
   'ae-nodes': { hashes: Uint8Array[] };
   'ae-keys': { keys: Array<[string, Uint8Array]> };
-  'ae-get': { objs: Array<[string, Uint8Array | null]> };
+  /** `reaped`: the keys whose object is only a reaped record (the collected tombstone). */
+  'ae-get': { objs: Array<[string, Uint8Array | null]>; reaped?: string[] };
   'ae-done': Record<string, never>;
   'sim-fault': Record<string, never>;
   repair: { node: string; exchanges: number; segmentsCompared: number; keysRepaired: number; bytesSent: number; bytesReceived: number };
