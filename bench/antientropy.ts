@@ -29,7 +29,7 @@ import { SqliteStorage } from '../src/storage/sqlite.js';
 import { CLI_MAIN, commandLine, positive, progress, ROOT } from './lib/args.js';
 import { removeDir, trackDir } from '../src/sim/cleanup.js';
 import { LocalCluster } from '../src/sim/local-cluster.js';
-import { runClosedLoop } from './lib/load.js';
+import { runClosedLoop } from '../src/bench/load.js';
 import { machineInfo, sourceVersion } from '../src/bench/machine.js';
 import { medianMax } from './lib/stats.js';
 

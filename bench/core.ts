@@ -19,13 +19,13 @@ import { NexusClient } from '../src/client/client.js';
 import { encodeRequest } from '../src/transport/codec.js';
 import type { NodeStatus, PutRequest } from '../src/transport/protocol.js';
 import { LocalCluster } from '../src/sim/local-cluster.js';
-import { EchoServers, QuorumEchoClient } from './lib/echo.js';
-import { runClosedLoop, type LoadResult } from './lib/load.js';
+import { EchoServers, QuorumEchoClient } from '../src/bench/echo.js';
+import { runClosedLoop, type LoadResult } from '../src/bench/load.js';
 import { machineInfo, waitForQuiet } from '../src/bench/machine.js';
 import { computeBars, formatUs, markdownReport, type CoreResults, type PhasePair } from './lib/report.js';
 import { CLI_MAIN, commandLine, positive, progress, ROOT } from './lib/args.js';
 
-const ECHO_SERVER = join(ROOT, 'dist', 'bench', 'lib', 'echo-server.js');
+const ECHO_SERVER = join(ROOT, 'dist', 'src', 'bench', 'echo-server.js');
 
 const NODES = 3;
 const N = 3;

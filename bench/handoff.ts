@@ -21,7 +21,7 @@ import { NexusClient } from '../src/client/client.js';
 import { Ring, selectReplicas } from '../src/ring/index.js';
 import type { NodeStatus } from '../src/transport/protocol.js';
 import { LocalCluster } from '../src/sim/local-cluster.js';
-import { runClosedLoop, type LoadResult } from './lib/load.js';
+import { runClosedLoop, type LoadResult } from '../src/bench/load.js';
 import { readLog, type LogEvent } from './lib/logs.js';
 import { cpuSecondsOf, machineBusySeconds, machineInfo, sourceVersion, waitForQuiet, type MachineInfo } from '../src/bench/machine.js';
 import { NodeClients } from './lib/nodes.js';

@@ -6,6 +6,7 @@ import { maxFrameBytes, settingsFingerprint, validateNodeConfig, type NodeConfig
 import { ErrorCodes, NexusError } from './core/errors.js';
 import { LoadMonitor } from './core/load.js';
 import { createLogger, type Logger } from './core/log.js';
+import { nodeTimings, parseDelaySpec, type DelaySpec, type NodeTimings } from './core/timings.js';
 import { decodeObject, encodeObject } from './core/version.js';
 import { AntiEntropy } from './antientropy/exchange.js';
 import { Coordinator } from './coordinator/coordinator.js';
@@ -50,6 +51,10 @@ export class NexusNode {
   private readonly load: LoadMonitor;
   private readonly replica: Replica;
   private readonly lastInfo = new Map<string, Replies['info']>();
+  /** Recent replica timings, for `nexus bench` (the `timings` request). */
+  readonly timings: NodeTimings = nodeTimings();
+  /** The fault layer's delay before applying each replica write (`nexus bench --replica-delay`). */
+  private replicaDelay: DelaySpec | null = null;
   private heartbeatTimer: TimerHandle | null = null;
   private readonly startedAt: number;
   private stopped: Promise<void> | null = null;
@@ -91,6 +96,7 @@ export class NexusNode {
       transport,
       replica: this.replica,
       identity,
+      timings: this.timings,
       liveness: { isUp, requestTimedOut: (node) => this.detector.requestTimedOut(node) },
       hints: {
         addHint: (target, key, partition, obj) => hints.addHint(target, key, partition, obj, clock.now()),
@@ -213,6 +219,12 @@ export class NexusNode {
         return this.status();
       case 'rput': {
         requirePeer(origin, msg.t);
+        if (this.replicaDelay !== null) {
+          const started = performance.now();
+          const ms = this.replicaDelay.sample(Math.random());
+          await new Promise<void>((r) => this.clock.setTimeout(r, ms));
+          this.timings.delay.push(performance.now() - started);
+        }
         // The partition is recomputed here rather than trusted from the wire.
         await this.replica.apply(msg.key, this.ring.partitionOf(msg.key), decodeObject(msg.obj));
         return {};
@@ -259,9 +271,23 @@ export class NexusNode {
       case 'sim-fault':
         if (process.env.NEXUS_SIM_FAULTS !== '1')
           throw new NexusError(ErrorCodes.INVALID_ARGUMENT, 'fault injection is off on this node (only nexus sim turns it on)');
+        if (msg.replicaDelay !== undefined) {
+          try {
+            this.replicaDelay = parseDelaySpec(msg.replicaDelay);
+          } catch (e) {
+            throw new NexusError(ErrorCodes.INVALID_ARGUMENT, (e as Error).message);
+          }
+        }
         this.transport.injectFaults({ blocked: msg.blocked, delayMs: msg.delayMs });
-        this.log.warn({ blocked: msg.blocked, delayMs: msg.delayMs }, 'simulated network faults changed');
+        this.log.warn({ blocked: msg.blocked, delayMs: msg.delayMs, replicaDelay: this.replicaDelay?.spec ?? 'none' }, 'simulated network faults changed');
         return {};
+      case 'timings':
+        return {
+          commit: this.timings.commit.take(),
+          rput: this.timings.rput.take(),
+          rget: this.timings.rget.take(),
+          delay: this.timings.delay.take(),
+        } satisfies Replies['timings'];
       case 'hb':
         if (origin.kind === 'peer') this.detector.heartbeat(origin.id);
         return {};

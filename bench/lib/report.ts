@@ -1,6 +1,6 @@
 // The core benchmark's result document, its bars and its markdown table.
 
-import type { LoadResult } from './load.js';
+import type { LoadResult } from '../../src/bench/load.js';
 import type { MachineInfo } from '../../src/bench/machine.js';
 
 export interface PhasePair {

@@ -1,22 +1,23 @@
-// `nexus bench`, first slice: YCSB core workloads (A 50/50 read/update, B 95/5, C read-only,
-// F read-modify-write) with uniform or zipfian keys over a sweep of (R, W) pairs, each point a load
-// phase of its own records and then a closed loop of C clients spreading requests over every node; per operation type
-// HdrHistogram latency percentiles, errors and sibling counts. Updates carry the context of that
-// client's latest read of the key, as an application would.
+// `nexus bench`: YCSB core workloads (A 50/50 read/update, B 95/5, C read-only, F
+// read-modify-write) with uniform or zipfian keys over a sweep of (R, W) pairs. Each point loads its
+// own records, then C clients run a closed loop spreading requests over every node; per operation
+// type HdrHistogram latency percentiles, errors and sibling counts. Updates carry the context of
+// that client's latest read of the key, as an application would.
 //
-// Staleness is measured by a probe: write a fresh key through one node, and t ms after the ack
-// read it through another; the read is stale if it misses the value (t-visibility).
-//
-// Not yet (issue 6): per-replica delay injected through the fault layer, the PBS prediction,
-// k-staleness, strict points under injected faults, and the baselines (bare and fsync ceilings,
-// a single node, etcd, Redis) — reported as skipped with that reason.
+// After each point's load, its staleness is measured and predicted (staleness.ts): probes with the
+// per-replica write delay injected through the nodes' fault layer, beside the PBS model fed with
+// the run's own latencies. Then a single node with N = 1 runs the same workload, and the baselines
+// (baselines.ts) run with the same value size, concurrency and mix.
 
-import { build, type Histogram } from 'hdr-histogram-js';
 import { NexusClient } from '../client/client.js';
+import { ErrorCodes, NexusError } from '../core/errors.js';
 import { LocalCluster } from '../sim/local-cluster.js';
 import { Random } from '../sim/random.js';
+import { runBaseline, type Baseline, type BaselineName } from './baselines.js';
+import { newHistogram, recordMs, summarize, type Latency } from './hdr.js';
 import { scrambledZipfian, uniform, type KeyChooser } from './keys.js';
 import { machineInfo, type MachineInfo } from './machine.js';
+import { measureStaleness, type StalenessResult } from './staleness.js';
 
 export type WorkloadName = 'A' | 'B' | 'C' | 'F';
 export const WORKLOADS: Record<WorkloadName, { read: number; update: number; rmw: number; what: string }> = {
@@ -50,22 +51,20 @@ export interface BenchOptions {
   probesPerT: number;
   /** The delays t (ms) after a write's ack at which the probe reads. */
   probeDelaysMs: number[];
+  /** Versions each probe writes before its read (for k-staleness). */
+  probeVersions: number;
+  /** The per-replica write delay injected during the probes ("exp:MEAN", "const:MS", "uniform:LO-HI", "none"). */
+  replicaDelay: string;
+  /** PBS Monte Carlo trials per t (0: no prediction). */
+  modelTrials: number;
+  /** Baselines to run after the sweep; "singleNode" is Nexus itself with one node and N = 1. */
+  baselines: Array<BaselineName | 'singleNode'>;
   nodes: number;
   n: number;
   /** An existing cluster's node URLs; otherwise the bench starts its own. */
   urls?: string[];
   seed: number;
   progress?: (point: number, points: number, fraction: number, label: string) => void;
-}
-
-export interface Latency {
-  count: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  p999: number;
-  max: number;
-  mean: number;
 }
 
 export interface PointResult {
@@ -80,11 +79,8 @@ export interface PointResult {
   errors: number;
   firstError?: string;
   siblings: { max: number; readsWithSiblings: number };
-  /** Probe reads that missed the value acknowledged before them (see `probe`). */
-  staleReads: number;
-  probes: number;
-  /** P(a read t ms after the write's ack returns it), per t: t-visibility on this machine. */
-  visibility: Array<{ t: number; probes: number; consistent: number }>;
+  /** The staleness probes and the PBS prediction (absent with --probes 0). */
+  staleness?: StalenessResult;
 }
 
 export interface BenchReport {
@@ -92,41 +88,123 @@ export interface BenchReport {
   machine: MachineInfo;
   settings: Omit<BenchOptions, 'progress'>;
   points: PointResult[];
-  baselines: Record<string, { skipped: string } | Record<string, unknown>>;
+  baselines: Record<string, Baseline | PointResult>;
+  /** Issue 6's bars for the R = W = 2 point, when it and the baselines ran. */
+  bars: Record<string, { value: number; bar: string; met: boolean }>;
 }
-
-const NOT_YET = 'not built yet (issue 6 is in progress)';
 
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const machine = machineInfo();
-  const cluster = o.urls ? null : await LocalCluster.start({ nodes: o.nodes, n: o.n, durability: 'fsync' });
+  const delay = o.replicaDelay !== 'none' && o.probesPerT > 0;
+  const total = o.points.length + o.baselines.length;
+  const rnd = new Random(o.seed);
+  const points: PointResult[] = [];
+  // The cluster's own nodes honour the fault layer only when started with NEXUS_SIM_FAULTS=1.
+  const cluster = o.urls ? null : await LocalCluster.start({ nodes: o.nodes, n: o.n, durability: 'fsync', ...(delay ? { env: { NEXUS_SIM_FAULTS: '1' } } : {}) });
   const urls = o.urls ?? cluster!.urls;
   const client = new NexusClient({ nodes: urls, strategy: 'spread', timeoutMs: 10_000 });
-  const rnd = new Random(o.seed);
+  const perNode = urls.map((u) => new NexusClient({ nodes: [u], timeoutMs: 10_000 }));
+  const setDelay = async (spec: string): Promise<void> => {
+    try {
+      await Promise.all(perNode.map((c) => c.simFault([], 0, spec)));
+    } catch (e) {
+      throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `cannot inject --replica-delay ${o.replicaDelay}: ${(e as Error).message} (start the nodes with NEXUS_SIM_FAULTS=1, or pass --replica-delay none)`);
+    }
+  };
   try {
-    const points: PointResult[] = [];
     for (const [i, [r, w]] of o.points.entries()) {
+      const label = `R=${r} W=${w}`;
       // Each point loads its own records: siblings and grown objects left by one point would
       // otherwise slow the points after it.
       const prefix = `p${i}-user`;
       await load(client, o, prefix);
-      const point = await runPoint(client, o, prefix, r, w, rnd.fork(), (f) => o.progress?.(i, o.points.length, f, `R=${r} W=${w}`));
-      Object.assign(point, await probe(urls, o, `p${i}-probe`, r, w));
+      const point = await runPoint(client, o, prefix, r, w, rnd.fork(), (f) => o.progress?.(i, total, f * 0.5, label));
+      if (o.probesPerT > 0) {
+        if (delay) await setDelay(o.replicaDelay);
+        try {
+          point.staleness = await measureStaleness({
+            urls,
+            n: o.n,
+            r,
+            w,
+            probesPerT: o.probesPerT,
+            ts: o.probeDelaysMs,
+            versions: o.probeVersions,
+            concurrency: 16,
+            prefix: `p${i}-probe`,
+            modelTrials: o.modelTrials,
+            seed: o.seed + i,
+            progress: (f) => o.progress?.(i, total, 0.5 + f * 0.5, `${label} staleness`),
+          });
+        } finally {
+          if (delay) await setDelay('none');
+        }
+      }
+      o.progress?.(i, total, 1, label);
       points.push(point);
     }
-    const settings: Omit<BenchOptions, 'progress'> = { ...o };
-    delete (settings as Partial<BenchOptions>).progress;
-    return {
-      ok: points.every((p) => p.throughput > 0),
-      machine,
-      settings,
-      points,
-      baselines: { bareCeiling: { skipped: NOT_YET }, fsyncCeiling: { skipped: NOT_YET }, singleNode: { skipped: NOT_YET }, etcd: { skipped: NOT_YET }, redis: { skipped: NOT_YET } },
-    };
   } finally {
     client.close();
+    for (const c of perNode) c.close();
     await cluster?.stop();
   }
+
+  // Baselines, one at a time, each on a quiet machine: the sweep's cluster is gone.
+  const baselines: BenchReport['baselines'] = {};
+  for (const [j, name] of o.baselines.entries()) {
+    const at = o.points.length + j;
+    const ticker = tick((f) => o.progress?.(at, total, f, name), (o.warmupSec + o.durationSec) * 1000);
+    try {
+      baselines[name] = name === 'singleNode' ? await singleNode(o, rnd.fork(), (f) => o.progress?.(at, total, f, name)) : await runBaseline(name, { clients: o.clients, durationSec: o.durationSec, warmupSec: o.warmupSec, valueBytes: o.valueBytes, records: o.records, readFraction: WORKLOADS[o.workload].read, distribution: o.distribution, seed: o.seed });
+    } finally {
+      ticker();
+    }
+    o.progress?.(at, total, 1, name);
+  }
+  const settings: Omit<BenchOptions, 'progress'> = { ...o };
+  delete (settings as Partial<BenchOptions>).progress;
+  return { ok: points.every((p) => p.throughput > 0), machine, settings, points, baselines, bars: bars(points, baselines) };
+}
+
+/** Progress for a phase that reports none: the fraction of its expected length gone by. */
+function tick(report: (f: number) => void, expectedMs: number): () => void {
+  const t0 = performance.now();
+  const timer = setInterval(() => report(Math.min(0.99, (performance.now() - t0) / expectedMs)), 250);
+  return () => clearInterval(timer);
+}
+
+/** Nexus on one node with N = 1, R = W = 1: the same workload without replication. */
+async function singleNode(o: BenchOptions, rnd: Random, progress: (f: number) => void): Promise<PointResult> {
+  const cluster = await LocalCluster.start({ nodes: 1, n: 1, durability: 'fsync' });
+  const client = new NexusClient({ nodes: cluster.urls, timeoutMs: 10_000 });
+  try {
+    await load(client, o, 'single-user');
+    return await runPoint(client, o, 'single-user', 1, 1, rnd, progress);
+  } finally {
+    client.close();
+    await cluster.stop();
+  }
+}
+
+/** Issue 6's bars: workload A at R = W = 2 against the bare ceiling and etcd. */
+function bars(points: PointResult[], baselines: BenchReport['baselines']): BenchReport['bars'] {
+  const out: BenchReport['bars'] = {};
+  const p = points.find((x) => x.r === 2 && x.w === 2);
+  if (!p) return out;
+  const bare = baselines.bareCeiling;
+  const etcd = baselines.etcd;
+  const ratio = (a: number, b: number): number => Math.round((a / b) * 100) / 100;
+  if (bare && 'throughput' in bare) {
+    const v = ratio(p.throughput, bare.throughput);
+    out.throughputVsBareCeiling = { value: v, bar: '>= 0.5', met: v >= 0.5 };
+  }
+  if (etcd && 'throughput' in etcd) {
+    const v = ratio(p.throughput, etcd.throughput);
+    out.throughputVsEtcd = { value: v, bar: '>= 2', met: v >= 2 };
+    const q = ratio(p.latency.p99, etcd.latency.p99);
+    out.p99VsEtcd = { value: q, bar: '<= 1', met: q <= 1 };
+  }
+  return out;
 }
 
 /** The load phase: every record written once, W = all, 64 at a time. */
@@ -141,9 +219,8 @@ async function load(client: NexusClient, o: BenchOptions, prefix: string): Promi
 
 async function runPoint(client: NexusClient, o: BenchOptions, prefix: string, r: number, w: number, rnd: Random, progress: (f: number) => void): Promise<PointResult> {
   const mix = WORKLOADS[o.workload];
-  const hist = (): Histogram => build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
-  const all = hist();
-  const byOp = { read: hist(), update: hist(), rmw: hist() };
+  const all = newHistogram();
+  const byOp = { read: newHistogram(), update: newHistogram(), rmw: newHistogram() };
   const counts = { read: 0, update: 0, rmw: 0 };
   let errors = 0;
   let firstError: string | undefined;
@@ -176,9 +253,8 @@ async function runPoint(client: NexusClient, o: BenchOptions, prefix: string, r:
         }
         const done = performance.now();
         if (start >= warmEnd && done <= end) {
-          const us = Math.max(1, Math.round((done - start) * 1000));
-          all.recordValue(us);
-          byOp[kind].recordValue(us);
+          recordMs(all, done - start);
+          recordMs(byOp[kind], done - start);
           counts[kind]++;
         }
       } catch (e) {
@@ -200,68 +276,17 @@ async function runPoint(client: NexusClient, o: BenchOptions, prefix: string, r:
   } finally {
     clearInterval(ticker);
   }
-  const summary = (h: Histogram, count: number): Latency => ({
-    count,
-    p50: h.getValueAtPercentile(50),
-    p95: h.getValueAtPercentile(95),
-    p99: h.getValueAtPercentile(99),
-    p999: h.getValueAtPercentile(99.9),
-    max: h.maxValue,
-    mean: Math.round(h.mean),
-  });
   const total = counts.read + counts.update + counts.rmw;
   const result: PointResult = {
     r,
     w,
     strict: false,
     throughput: Math.round(total / o.durationSec),
-    latency: summary(all, total),
-    byOp: Object.fromEntries((['read', 'update', 'rmw'] as const).filter((k) => counts[k] > 0).map((k) => [k, summary(byOp[k], counts[k])])),
+    latency: summarize(all),
+    byOp: Object.fromEntries((['read', 'update', 'rmw'] as const).filter((k) => counts[k] > 0).map((k) => [k, summarize(byOp[k])])),
     errors,
     siblings: { max: maxSiblings, readsWithSiblings },
-    staleReads: 0,
-    probes: 0,
-    visibility: [],
   };
   if (firstError !== undefined) result.firstError = firstError;
   return result;
-}
-
-/**
- * The staleness probe: for each delay t, `probesPerT` trials of "write a fresh key through node
- * i with W, wait t ms after the ack, read it through node i+1 with R", 16 trials at a time. A read
- * that does not return the value is stale. With R + W > N none may be (the read quorum overlaps
- * the write quorum).
- */
-async function probe(urls: string[], o: BenchOptions, prefix: string, r: number, w: number): Promise<Pick<PointResult, 'staleReads' | 'probes' | 'visibility'>> {
-  const clients = urls.map((u) => new NexusClient({ nodes: [u], timeoutMs: 10_000 }));
-  const visibility: PointResult['visibility'] = [];
-  let staleReads = 0;
-  let probes = 0;
-  let seq = 0;
-  try {
-    for (const t of o.probesPerT > 0 ? o.probeDelaysMs : []) {
-      let consistent = 0;
-      let done = 0;
-      const trial = async (): Promise<void> => {
-        while (done < o.probesPerT) {
-          done++;
-          const n = seq++;
-          const key = `${prefix}${n}`;
-          const value = `v${n}`;
-          await clients[n % clients.length]!.put(key, value, { w });
-          if (t > 0) await new Promise((res) => setTimeout(res, t));
-          const got = await clients[(n + 1) % clients.length]!.get(key, { r });
-          if (got.values.some((v) => Buffer.from(v).toString('utf8') === value)) consistent++;
-          else staleReads++;
-          probes++;
-        }
-      };
-      await Promise.all(Array.from({ length: 16 }, trial));
-      visibility.push({ t, probes: done, consistent });
-    }
-  } finally {
-    for (const c of clients) c.close();
-  }
-  return { staleReads, probes, visibility };
 }

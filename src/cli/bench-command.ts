@@ -1,13 +1,16 @@
 // `nexus bench`: the tunable-consistency benchmark (src/bench/ycsb.ts). A progress bar per sweep
-// point on stderr, a summary table (or one JSON document with --json), and the JSON and a markdown
-// table in --out.
+// point and baseline on stderr, a summary table (or one JSON document with --json), and in --out:
+// the JSON, a markdown table, an HTML report with charts, and the charts as SVG files.
 
 import { MultiBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ErrorCodes, NexusError } from '../core/errors.js';
-import { DEFAULT_POINTS, runBench, WORKLOADS, type BenchReport, type WorkloadName } from '../bench/ycsb.js';
+import { BASELINES, type BaselineName } from '../bench/baselines.js';
+import { htmlReport, latencyChart, markdown, throughputChart, visibilityChart } from '../bench/report.js';
+import { DEFAULT_POINTS, runBench, WORKLOADS, type WorkloadName } from '../bench/ycsb.js';
+import { parseDelaySpec } from '../core/timings.js';
 import { printJson, reportError } from './output.js';
 
 interface BenchCliOptions {
@@ -20,6 +23,11 @@ interface BenchCliOptions {
   distribution: string;
   points?: string;
   probes: string;
+  probeDelays: string;
+  probeVersions: string;
+  replicaDelay: string;
+  modelTrials: string;
+  baselines: string;
   nodes: string;
   node?: string;
   out: string;
@@ -62,9 +70,14 @@ export function registerBenchCommand(program: Command): void {
     .option('--distribution <d>', 'zipfian (θ = 0.99) or uniform key choice', 'zipfian')
     .option('--points <list>', 'R,W pairs to run (default for N=3: "1,1 1,2 2,1 2,2 1,3 3,1 3,3")')
     .option('--probes <k>', 'staleness probes per delay t and point (0: none)', '2000')
+    .option('--probe-delays <list>', 'the delays t (ms) after the ack at which probes read', '0,1,2,5,10,20')
+    .option('--probe-versions <v>', 'versions each probe writes before reading (k-staleness)', '3')
+    .option('--replica-delay <dist>', 'delay injected before each replica write during the probes: exp:MEAN, const:MS, uniform:LO-HI (ms) or none', 'exp:5')
+    .option('--model-trials <k>', 'PBS Monte Carlo trials per t (0: no prediction)', '20000')
+    .option('--baselines <list>', `baselines after the sweep: singleNode,${BASELINES.join(',')} (or none)`, `singleNode,${BASELINES.join(',')}`)
     .option('--nodes <k>', 'nodes of the cluster the bench starts (N = min(3, k))', '3')
     .option('--node <urls>', 'benchmark an existing cluster instead (comma-separated node URLs)')
-    .option('--out <dir>', 'folder for the results (JSON, markdown)', '.nexus/bench')
+    .option('--out <dir>', 'folder for the results (JSON, markdown, HTML, SVG charts)', '.nexus/bench')
     .option('--json', 'print one JSON document instead of the table')
     .action(async (o: BenchCliOptions) => {
       const json = o.json === true;
@@ -76,6 +89,15 @@ export function registerBenchCommand(program: Command): void {
         const nodes = whole(o.nodes, '--nodes', 1, 16);
         const n = Math.min(3, nodes);
         const points = o.points !== undefined ? parsePoints(o.points, n) : DEFAULT_POINTS.filter(([r, w]) => r <= n && w <= n);
+        try {
+          parseDelaySpec(o.replicaDelay);
+        } catch (e) {
+          throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `--replica-delay: ${(e as Error).message}`);
+        }
+        const known = ['singleNode', ...BASELINES];
+        const baselines = o.baselines === 'none' ? [] : o.baselines.split(',').map((b) => b.trim()).filter(Boolean);
+        for (const b of baselines) if (!known.includes(b)) throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `unknown baseline "${b}": use ${known.join(', ')} or none`);
+        const probeDelaysMs = o.probeDelays.split(',').map((t) => whole(t.trim(), '--probe-delays', 0, 60_000));
         const bars = new MultiBar({ format: 'nexus bench {label} [{bar}] {percentage}%', hideCursor: true, stream: process.stderr }, undefined);
         const shown: Array<ReturnType<MultiBar['create']>> = [];
         const report = await runBench({
@@ -88,7 +110,11 @@ export function registerBenchCommand(program: Command): void {
           warmupSec: whole(o.warmup, '--warmup', 0, 600),
           points,
           probesPerT: whole(o.probes, '--probes', 0, 1_000_000),
-          probeDelaysMs: [0, 1, 5],
+          probeDelaysMs,
+          probeVersions: whole(o.probeVersions, '--probe-versions', 1, 10),
+          replicaDelay: o.replicaDelay,
+          modelTrials: whole(o.modelTrials, '--model-trials', 0, 10_000_000),
+          baselines: baselines as Array<BaselineName | 'singleNode'>,
           nodes,
           n,
           ...(o.node !== undefined ? { urls: o.node.split(',').map((u) => u.trim()).filter(Boolean) } : {}),
@@ -103,33 +129,18 @@ export function registerBenchCommand(program: Command): void {
         const dir = resolve(o.out);
         mkdirSync(dir, { recursive: true });
         const base = join(dir, `bench-${workload}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-        writeFileSync(`${base}.json`, JSON.stringify(report, null, 2));
-        writeFileSync(`${base}.md`, markdown(report));
-        if (json) printJson({ ...report, files: { json: `${base}.json`, markdown: `${base}.md` } });
-        else process.stdout.write(markdown(report) + `\nresults: ${base}.json, ${base}.md\n`);
+        const files = { json: `${base}.json`, markdown: `${base}.md`, html: `${base}.html`, charts: [`${base}-throughput.svg`, `${base}-latency.svg`, `${base}-visibility.svg`] };
+        writeFileSync(files.json, JSON.stringify(report, null, 2));
+        writeFileSync(files.markdown, markdown(report));
+        writeFileSync(files.html, htmlReport(report));
+        writeFileSync(files.charts[0]!, throughputChart(report));
+        writeFileSync(files.charts[1]!, latencyChart(report));
+        writeFileSync(files.charts[2]!, visibilityChart(report));
+        if (json) printJson({ ...report, files });
+        else process.stdout.write(markdown(report) + `\nresults: ${files.json}, ${files.markdown}, ${files.html}\n`);
         process.exitCode = report.ok ? 0 : 1;
       } catch (e) {
         process.exitCode = reportError(e, { json });
       }
     });
-}
-
-function markdown(r: BenchReport): string {
-  const s = r.settings;
-  const ms = (us: number): string => (us >= 1000 ? `${(us / 1000).toFixed(1)} ms` : `${us} µs`);
-  const lines = [
-    `Workload ${s.workload} (${WORKLOADS[s.workload].what}), ${s.distribution} over ${s.records.toLocaleString('en-US')} records of ${s.valueBytes} B, ${s.clients} clients, ${s.durationSec} s per point; ${s.urls ? `cluster ${s.urls.join(',')}` : `${s.nodes} local nodes, N=${s.n}, fsync`}. Machine: ${r.machine.cores} cores, ${r.machine.cpuModel}, Node ${r.machine.node}.`,
-    '',
-    '| R | W | ops/s | p50 | p95 | p99 | p99.9 | errors | most siblings | stale reads / probes |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...r.points.map(
-      (p) =>
-        `| ${p.r} | ${p.w} | ${p.throughput.toLocaleString('en-US')} | ${ms(p.latency.p50)} | ${ms(p.latency.p95)} | ${ms(p.latency.p99)} | ${ms(p.latency.p999)} | ${p.errors} | ${p.siblings.max} | ${p.staleReads} / ${p.probes} |`,
-    ),
-    '',
-    `Baselines: ${Object.entries(r.baselines)
-      .map(([k, v]) => `${k} ${'skipped' in v ? `skipped (${String(v.skipped)})` : 'measured'}`)
-      .join('; ')}. Probes read 0, 1 and 5 ms after the write's ack, through another node. PBS prediction and injected replica delay: not built yet.`,
-  ];
-  return lines.join('\n') + '\n';
 }

@@ -89,11 +89,18 @@ export class NexusClient {
   }
 
   /**
-   * The simulator's fault layer on the answering node: cut its links to `blocked` peers and delay
-   * its frames by `delayMs`. Refused unless the node runs with NEXUS_SIM_FAULTS=1 (nexus sim).
+   * The simulator's fault layer on the answering node: cut its links to `blocked` peers, delay
+   * its frames by `delayMs` and, with `replicaDelay` ("exp:MEAN", "const:MS", "uniform:LO-HI" or
+   * "none"), each replica write it applies. Refused unless the node runs with NEXUS_SIM_FAULTS=1
+   * (nexus sim and nexus bench set it on the clusters they start).
    */
-  async simFault(blocked: string[], delayMs = 0): Promise<void> {
-    await this.call('sim-fault', { t: 'sim-fault', blocked, delayMs }, true, 3000);
+  async simFault(blocked: string[], delayMs = 0, replicaDelay?: string): Promise<void> {
+    await this.call('sim-fault', { t: 'sim-fault', blocked, delayMs, ...(replicaDelay !== undefined ? { replicaDelay } : {}) }, true, 3000);
+  }
+
+  /** The answering node's replica timings since the previous call, ms (see core/timings.ts). */
+  async timings(): Promise<Replies['timings']> {
+    return this.call('timings', { t: 'timings' }, true);
   }
 
   async status(): Promise<Replies['status']> {

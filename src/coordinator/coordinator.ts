@@ -6,6 +6,7 @@ import type { Clock } from '../core/clock.js';
 import { MAX_KEY_BYTES, resolveQuorum, type NodeConfig } from '../core/config.js';
 import { ErrorCodes, NexusError, type WireError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import type { NodeTimings } from '../core/timings.js';
 import {
   decodeContext,
   decodeObject,
@@ -50,6 +51,8 @@ export interface CoordinatorDeps {
   transport: Transport;
   replica: Replica;
   identity: NodeIdentity;
+  /** Where replica timings are recorded (for `nexus bench`); none in unit tests. */
+  timings?: NodeTimings;
   liveness: Liveness;
   hints: HintSide;
   clock: Clock;
@@ -101,7 +104,10 @@ export class Coordinator {
     }
     this.stats.puts++;
     const quorum = withSkipped(new PutQuorum(w, place.replicas, place.counts), place);
+    const started = performance.now();
     const own = isPrimary ? this.d.replica.coordinate(req.key, partition, ctx, req.value) : null;
+    const commits = this.d.timings?.commit;
+    if (own && commits) own.durable.then(() => commits.push(performance.now() - started), () => {});
     const write: CoordinatedObject = own ?? this.standInWrite(req.key, ctx, req.value);
     const encoded = encodeObject(write.obj);
     // The answer's context covers what the client had seen plus its own write, never siblings it
@@ -153,9 +159,10 @@ export class Coordinator {
       return this.d.hints.addHint(choice.hintFor, key, partition, obj);
     }
     const remaining = Math.max(1, deadline - this.d.clock.now());
+    const started = performance.now();
     const sent =
       choice.hintFor === undefined
-        ? this.d.transport.request(choice.node, { t: 'rput', key, partition, obj: encoded }, remaining)
+        ? this.d.transport.request(choice.node, { t: 'rput', key, partition, obj: encoded }, remaining).then((r) => (this.d.timings?.rput.push(performance.now() - started), r))
         : (this.stats.hintedWrites++, this.d.transport.request(choice.node, { t: 'hput', key, partition, target: choice.hintFor, obj: encoded }, remaining));
     return sent.then(
       () => undefined,
@@ -214,6 +221,7 @@ export class Coordinator {
       };
       // At the deadline: answer with what arrived (or fail), then repair from whatever did.
       const timer = this.d.clock.setTimeout(() => (answer(), repair()), Math.max(0, deadline - this.d.clock.now()));
+      const started = performance.now();
       for (const { node } of plan) {
         if (node === self) {
           quorum.reply(self, this.localState(req.key));
@@ -221,6 +229,7 @@ export class Coordinator {
         }
         this.d.transport.request(node, { t: 'rget', key: req.key }, Math.max(1, deadline - this.d.clock.now())).then(
           (res) => {
+            this.d.timings?.rget.push(performance.now() - started);
             try {
               quorum.reply(node, res.obj ? decodeObject(res.obj) : undefined);
             } catch (e) {

@@ -34,6 +34,11 @@ export interface StatusRequest {
   t: 'status';
 }
 
+/** The node's recent replica timings, ms (for `nexus bench`'s PBS model; see core/timings.ts). */
+export interface TimingsRequest {
+  t: 'timings';
+}
+
 /** Replica write: merge this object into the local state and ack once durable. */
 export interface ReplicaPutRequest {
   t: 'rput';
@@ -116,9 +121,11 @@ export interface SimFaultRequest {
   t: 'sim-fault';
   blocked: string[];
   delayMs: number;
+  /** Delay before this node applies each replica write: "exp:MEAN", "const:MS", "uniform:LO-HI" or "none". */
+  replicaDelay?: string;
 }
 
-export type ClientRequest = PutRequest | GetRequest | StatusRequest | RepairRequest | SimFaultRequest;
+export type ClientRequest = PutRequest | GetRequest | StatusRequest | RepairRequest | SimFaultRequest | TimingsRequest;
 export type PeerOnlyRequest =
   | ReplicaPutRequest
   | ReplicaGetRequest
@@ -162,6 +169,7 @@ export interface Replies {
   'ae-get': { objs: Array<[string, Uint8Array | null]>; reaped?: string[] };
   'ae-done': Record<string, never>;
   'sim-fault': Record<string, never>;
+  timings: { commit: number[]; rput: number[]; rget: number[]; delay: number[] };
   repair: { node: string; exchanges: number; segmentsCompared: number; keysRepaired: number; bytesSent: number; bytesReceived: number };
   rget: { obj: Uint8Array | null };
   info: { keys: number; pid: number; readRepairs: number; [extra: string]: unknown };
@@ -257,6 +265,7 @@ export function validateRequest(raw: unknown): Request {
       optional(o, 'timeoutMs', isPositive);
       return o as unknown as GetRequest;
     case 'status':
+    case 'timings':
     case 'info':
     case 'hb':
       return o as unknown as Request;
@@ -282,6 +291,7 @@ export function validateRequest(raw: unknown): Request {
     case 'sim-fault':
       if (!Array.isArray(o.blocked) || !o.blocked.every((b: unknown) => typeof b === 'string') || !(typeof o.delayMs === 'number' && o.delayMs >= 0))
         bad('sim-fault needs blocked (a list of node ids) and delayMs (>= 0)');
+      optional(o, 'replicaDelay', isString);
       return o as unknown as SimFaultRequest;
     case 'repair':
       optional(o, 'partition', (x) => Number.isInteger(x) && (x as number) >= 0);
@@ -302,4 +312,4 @@ export function validateRequest(raw: unknown): Request {
 }
 
 /** Request types a client may send; the rest are for authenticated peers only. */
-export const CLIENT_REQUESTS: ReadonlySet<string> = new Set<RequestType>(['put', 'get', 'status', 'repair', 'sim-fault']);
+export const CLIENT_REQUESTS: ReadonlySet<string> = new Set<RequestType>(['put', 'get', 'status', 'repair', 'sim-fault', 'timings']);

@@ -1,5 +1,6 @@
-// A tiny end-to-end `nexus bench`: it starts its own cluster, loads, sweeps two R/W points, and
-// writes a report whose points carry throughput, latency percentiles and errors.
+// A tiny end-to-end `nexus bench`: it starts its own cluster, loads, sweeps two R/W points with
+// staleness probes (replica writes delayed through the fault layer) and the PBS prediction, runs
+// the bare ceiling, and writes every report file.
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -22,13 +23,26 @@ function bench(args: string[]): Promise<{ code: number; stdout: string; stderr: 
   });
 }
 
+interface Staleness {
+  probes: number;
+  staleReads: number;
+  versions: number;
+  maxGapPp?: number;
+  visibility: Array<{ t: number; probes: number; consistent: number; behind: number[]; predicted?: { consistent: number; withinK: number[] } }>;
+}
+
 describe('nexus bench', () => {
-  it('runs workload F over two R/W points and reports each, with no stale probe read when R + W > N', async () => {
-    const { code, stdout, stderr } = await bench(['--workload', 'F', '--duration', '1', '--warmup', '0', '--clients', '4', '--records', '50', '--points', '1,1 2,2', '--probes', '30', '--json']);
+  it('runs workload F over two R/W points with staleness measured and predicted, a baseline, and writes every report file', async () => {
+    const { code, stdout, stderr } = await bench([
+      '--workload', 'F', '--duration', '1', '--warmup', '0', '--clients', '4', '--records', '50', '--points', '1,1 2,2',
+      '--probes', '30', '--probe-delays', '0,1,5', '--probe-versions', '2', '--replica-delay', 'exp:2', '--model-trials', '2000',
+      '--baselines', 'bareCeiling', '--json',
+    ]);
     expect(code, stderr).toBe(0);
     const report = JSON.parse(stdout) as {
       ok: boolean;
       machine: { cores: number; node: string };
+      settings: { replicaDelay: string; clients: number };
       points: Array<{
         r: number;
         w: number;
@@ -36,15 +50,15 @@ describe('nexus bench', () => {
         latency: Record<string, number>;
         byOp: Record<string, unknown>;
         errors: number;
-        staleReads: number;
-        probes: number;
-        visibility: Array<{ t: number; probes: number; consistent: number }>;
+        siblings: { max: number };
+        staleness: Staleness;
       }>;
-      baselines: Record<string, unknown>;
-      files: { json: string; markdown: string };
+      baselines: Record<string, { throughput?: number; latency?: Record<string, number>; skipped?: string }>;
+      files: { json: string; markdown: string; html: string; charts: string[] };
     };
     expect(report.ok).toBe(true);
     expect(report.machine.cores).toBeGreaterThan(0);
+    expect(report.settings).toMatchObject({ replicaDelay: 'exp:2', clients: 4 });
     expect(report.points.map((p) => [p.r, p.w])).toEqual([
       [1, 1],
       [2, 2],
@@ -54,15 +68,30 @@ describe('nexus bench', () => {
       expect(p.errors).toBe(0);
       for (const f of ['p50', 'p95', 'p99', 'p999', 'max']) expect(p.latency[f]).toBeGreaterThan(0);
       expect(Object.keys(p.byOp).sort()).toEqual(['read', 'rmw']);
-      expect(p.probes).toBe(90); // 30 per delay t, 3 delays
-      expect(p.visibility.map((v) => v.t)).toEqual([0, 1, 5]);
+      expect(p.siblings.max).toBeGreaterThanOrEqual(1);
+      expect(p.staleness.probes).toBe(90); // 30 per delay t, 3 delays
+      expect(p.staleness.versions).toBe(2);
+      expect(p.staleness.visibility.map((v) => v.t)).toEqual([0, 1, 5]);
+      for (const v of p.staleness.visibility) {
+        // behind[k]: reads k versions behind; they add up to the probes.
+        expect(v.behind.reduce((a, b) => a + b, 0)).toBe(v.probes);
+        expect(v.behind[0]).toBe(v.consistent);
+        expect(v.predicted!.consistent).toBeGreaterThanOrEqual(0);
+        expect(v.predicted!.withinK).toHaveLength(2);
+      }
+      expect(p.staleness.maxGapPp).toBeGreaterThanOrEqual(0);
     }
+    // R + W > N: no stale read, and the model says so too.
     const quorum = report.points.find((p) => p.r === 2 && p.w === 2)!;
-    expect(quorum.staleReads).toBe(0);
-    expect(quorum.visibility.every((v) => v.consistent === v.probes)).toBe(true);
-    expect(report.baselines.etcd).toMatchObject({ skipped: expect.any(String) });
-    expect(existsSync(report.files.json)).toBe(true);
+    expect(quorum.staleness.staleReads).toBe(0);
+    expect(quorum.staleness.visibility.every((v) => v.consistent === v.probes && v.predicted!.consistent === 1)).toBe(true);
+    expect(report.baselines.bareCeiling!.throughput).toBeGreaterThan(0);
+    expect(Object.keys(report.baselines)).toEqual(['bareCeiling']);
+    for (const f of [report.files.json, report.files.html, ...report.files.charts]) expect(existsSync(f), f).toBe(true);
     expect(readFileSync(report.files.markdown, 'utf8')).toContain('| R | W | ops/s |');
+    const html = readFileSync(report.files.html, 'utf8');
+    expect(html).toContain('<svg');
+    expect(html).toContain('t-visibility');
   });
 
   it('refuses impossible settings with a clear reason', async () => {
@@ -72,5 +101,11 @@ describe('nexus bench', () => {
     const workload = await bench(['--workload', 'Z']);
     expect(workload.code).toBe(2);
     expect(workload.stderr).toContain('unknown workload "Z"');
+    const delay = await bench(['--replica-delay', 'gauss:3']);
+    expect(delay.code).toBe(2);
+    expect(delay.stderr).toContain('--replica-delay: bad delay "gauss:3"');
+    const baseline = await bench(['--baselines', 'mongo']);
+    expect(baseline.code).toBe(2);
+    expect(baseline.stderr).toContain('unknown baseline "mongo"');
   });
 });

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
-import { decode } from '../../src/transport/codec.js';
-import { removeDir, stopChild, trackChild, trackDir } from '../../src/sim/cleanup.js';
+import { decode } from '../transport/codec.js';
+import { removeDir, stopChild, trackChild, trackDir } from '../sim/cleanup.js';
 
 export interface EchoServersOptions {
   count: number;

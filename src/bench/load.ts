@@ -3,8 +3,8 @@
 // window; latencies of requests completing inside the window go into an HdrHistogram in
 // microseconds. Throughput is completions in the window divided by its measured length.
 
-import { build } from 'hdr-histogram-js';
-import { cpuSecondsOf, machineBusySeconds, ownCpuSeconds } from '../../src/bench/machine.js';
+import { newHistogram } from './hdr.js';
+import { cpuSecondsOf, machineBusySeconds, ownCpuSeconds } from './machine.js';
 
 export interface LoadOptions {
   /** Requests kept outstanding. */
@@ -37,7 +37,7 @@ export interface LoadResult {
   firstError?: string;
   seconds: number;
   throughput: number;
-  latencyUs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
+  latencyUs: { p50: number; p90: number; p95: number; p99: number; p999: number; max: number; mean: number };
   /**
    * CPU used in the window, in cores (1.0 = one core busy the whole window): by the load generator,
    * by the server processes, and by everything else on the machine (other work skews results).
@@ -47,8 +47,7 @@ export interface LoadResult {
 
 /** `op(i)` performs one request; i counts requests issued in this phase. It should reject on failure. */
 export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: LoadOptions): Promise<LoadResult> {
-  // 1 µs .. 60 s at 3 significant digits.
-  const hist = build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3, autoResize: true });
+  const hist = newHistogram();
   const maxErrors = o.maxErrors ?? 1000;
   let phase: 'warmup' | 'measure' | 'stop' = 'warmup';
   let issued = 0;
@@ -146,6 +145,7 @@ export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: Load
     latencyUs: {
       p50: pct(50),
       p90: pct(90),
+      p95: pct(95),
       p99: pct(99),
       p999: pct(99.9),
       max: hist.totalCount === 0 ? 0 : hist.maxValue,

@@ -1,8 +1,8 @@
 // A baseline server for the core benchmark, run as its own process (so it never shares the load
 // generator's event loop):
 //
-//   node dist/bench/lib/echo-server.js --mode echo
-//   node dist/bench/lib/echo-server.js --mode fsync --dir <folder>
+//   node dist/src/bench/echo-server.js --mode echo
+//   node dist/src/bench/echo-server.js --mode fsync --dir <folder>
 //
 // `echo` sends every binary message straight back. `fsync` first decodes it as a Nexus request
 // frame and upserts its key and value into SQLite (WAL, synchronous=FULL) with group commit the
@@ -18,7 +18,7 @@ import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { decode } from '../../src/transport/codec.js';
+import { decode } from '../transport/codec.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
