@@ -44,6 +44,21 @@ export function markdown(r: BenchReport): string {
       else lines.push(`| ${name} | skipped: ${(b as { skipped: string }).skipped} | | | | |`);
     }
   }
+  const f = r.underFault;
+  if (f && 'skipped' in f) lines.push('', `Under a fault: skipped (${f.skipped}).`);
+  else if (f) {
+    lines.push(
+      '',
+      `Under a fault — ${f.what}; ${f.durationSec} s per run, clients on the nodes still up:`,
+      '',
+      '| R | W | quorum | ops/s | succeeded | p50 | p99 | first error |',
+      '|---:|---:|---|---:|---:|---:|---:|---|',
+      ...f.points.map(
+        (p) =>
+          `| ${p.r} | ${p.w} | ${p.strict ? 'strict' : 'sloppy'} | ${num(p.throughput)} | ${pct(p.availability)} | ${ms(p.latency.p50)} | ${ms(p.latency.p99)} | ${p.firstError ? esc(p.firstError.slice(0, 90)).replace(/\|/g, '/') : ''} |`,
+      ),
+    );
+  }
   const bars = Object.entries(r.bars);
   if (bars.length > 0) lines.push('', `Bars (R=W=2): ${bars.map(([k, v]) => `${k} ${v.value} (bar ${v.bar}: ${v.met ? 'met' : 'NOT met'})`).join('; ')}.`);
   const withCurves = r.points.filter((p) => p.staleness && p.staleness.visibility.length > 0);

@@ -59,6 +59,8 @@ export interface BenchOptions {
   modelTrials: number;
   /** Baselines to run after the sweep; "singleNode" is Nexus itself with one node and N = 1. */
   baselines: Array<BaselineName | 'singleNode'>;
+  /** Run every point sloppy and strict again on a cluster with one node cut off. */
+  faultPhase: boolean;
   nodes: number;
   n: number;
   /** An existing cluster's node URLs; otherwise the bench starts its own. */
@@ -72,6 +74,8 @@ export interface PointResult {
   w: number;
   strict: boolean;
   throughput: number;
+  /** Operations that succeeded ÷ all started in the window. */
+  availability: number;
   /** All operations, µs. */
   latency: Latency;
   /** Per operation type, µs. */
@@ -89,6 +93,8 @@ export interface BenchReport {
   settings: Omit<BenchOptions, 'progress'>;
   points: PointResult[];
   baselines: Record<string, Baseline | PointResult>;
+  /** The points again, sloppy and strict, with one primary cut off (strict matters only then). */
+  underFault?: { what: string; nodes: number; durationSec: number; points: PointResult[] } | { skipped: string };
   /** Issue 6's bars for the R = W = 2 point, when it and the baselines ran. */
   bars: Record<string, { value: number; bar: string; met: boolean }>;
 }
@@ -96,7 +102,7 @@ export interface BenchReport {
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const machine = machineInfo();
   const delay = o.replicaDelay !== 'none' && o.probesPerT > 0;
-  const total = o.points.length + o.baselines.length;
+  const total = o.points.length + o.baselines.length + (o.faultPhase ? 1 : 0);
   const rnd = new Random(o.seed);
   const points: PointResult[] = [];
   // The cluster's own nodes honour the fault layer only when started with NEXUS_SIM_FAULTS=1.
@@ -161,9 +167,58 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     }
     o.progress?.(at, total, 1, name);
   }
+  let underFault: BenchReport['underFault'];
+  if (o.faultPhase) {
+    const at = total - 1;
+    underFault = o.urls
+      ? { skipped: 'runs only on a cluster the bench starts (it cuts a node off through the fault layer)' }
+      : await faultPhase(o, rnd.fork(), (f, label) => o.progress?.(at, total, f, label));
+    o.progress?.(at, total, 1, 'under a fault');
+  }
   const settings: Omit<BenchOptions, 'progress'> = { ...o };
   delete (settings as Partial<BenchOptions>).progress;
-  return { ok: points.every((p) => p.throughput > 0), machine, settings, points, baselines, bars: bars(points, baselines) };
+  return { ok: points.every((p) => p.throughput > 0), machine, settings, points, baselines, ...(underFault ? { underFault } : {}), bars: bars(points, baselines) };
+}
+
+/**
+ * Strict quorums differ from sloppy ones only when a primary is unreachable. This phase starts a
+ * cluster with one node more than N (so there is a stand-in to hint to), loads the records, cuts
+ * the last node off from the others (both ways, through the fault layer), waits until they judge
+ * it down, and runs every point sloppy and then strict, clients spreading over the nodes still up.
+ */
+async function faultPhase(o: BenchOptions, rnd: Random, progress: (f: number, label: string) => void): Promise<NonNullable<BenchReport['underFault']>> {
+  const nodes = Math.max(o.nodes, o.n + 1);
+  const durationSec = Math.max(1, Math.ceil(o.durationSec / 2));
+  const cluster = await LocalCluster.start({ nodes, n: o.n, durability: 'fsync', env: { NEXUS_SIM_FAULTS: '1' } });
+  const ids = cluster.urls.map((_, i) => `n${i + 1}`);
+  const cut = ids[ids.length - 1]!;
+  const upUrls = cluster.urls.slice(0, -1);
+  const client = new NexusClient({ nodes: upUrls, strategy: 'spread', timeoutMs: 10_000 });
+  const perNode = cluster.urls.map((u) => new NexusClient({ nodes: [u], timeoutMs: 10_000 }));
+  try {
+    await load(client, o, 'fault-user');
+    await Promise.all(perNode.map((c, i) => c.simFault(ids[i] === cut ? ids.slice(0, -1) : [cut], 0)));
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const seen = await Promise.all(perNode.slice(0, -1).map(async (c) => (await c.status()).nodes.find((x) => x.id === cut)?.state));
+      if (seen.every((s) => s === 'down')) break;
+      if (Date.now() > deadline) throw new NexusError(ErrorCodes.TIMEOUT, `the other nodes did not judge ${cut} down within 30 s of cutting it off`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    const points: PointResult[] = [];
+    const runs = o.points.flatMap(([r, w]) => [false, true].map((strict) => ({ r, w, strict })));
+    for (const [i, { r, w, strict }] of runs.entries()) {
+      const label = `${cut} cut off: R=${r} W=${w} ${strict ? 'strict' : 'sloppy'}`;
+      points.push(await runPoint(client, o, 'fault-user', r, w, rnd.fork(), (f) => progress((i + f) / runs.length, label), { strict, durationSec }));
+    }
+    return { what: `${nodes} nodes, N=${o.n}: ${cut} cut off from the others`, nodes, durationSec, points };
+  } catch (e) {
+    return { skipped: `failed: ${(e as Error).message}` };
+  } finally {
+    client.close();
+    for (const c of perNode) c.close();
+    await cluster.stop();
+  }
 }
 
 /** Progress for a phase that reports none: the fraction of its expected length gone by. */
@@ -217,7 +272,18 @@ async function load(client: NexusClient, o: BenchOptions, prefix: string): Promi
   await Promise.all(Array.from({ length: Math.min(64, o.records) }, worker));
 }
 
-async function runPoint(client: NexusClient, o: BenchOptions, prefix: string, r: number, w: number, rnd: Random, progress: (f: number) => void): Promise<PointResult> {
+async function runPoint(
+  client: NexusClient,
+  o: BenchOptions,
+  prefix: string,
+  r: number,
+  w: number,
+  rnd: Random,
+  progress: (f: number) => void,
+  mode: { strict?: boolean; durationSec?: number } = {},
+): Promise<PointResult> {
+  const strict = mode.strict === true;
+  const durationSec = mode.durationSec ?? o.durationSec;
   const mix = WORKLOADS[o.workload];
   const all = newHistogram();
   const byOp = { read: newHistogram(), update: newHistogram(), rmw: newHistogram() };
@@ -228,7 +294,7 @@ async function runPoint(client: NexusClient, o: BenchOptions, prefix: string, r:
   let readsWithSiblings = 0;
   const t0 = performance.now();
   const warmEnd = t0 + o.warmupSec * 1000;
-  const end = warmEnd + o.durationSec * 1000;
+  const end = warmEnd + durationSec * 1000;
   const ticker = setInterval(() => progress(Math.min(1, (performance.now() - t0) / (end - t0))), 250);
   const worker = async (keys: KeyChooser, wr: Random): Promise<void> => {
     const contexts = new Map<string, string>(); // this client's latest read context per key
@@ -241,14 +307,14 @@ async function runPoint(client: NexusClient, o: BenchOptions, prefix: string, r:
       const start = performance.now();
       try {
         if (kind !== 'update') {
-          const got = await client.get(key, { r });
+          const got = await client.get(key, { r, strict });
           contexts.set(key, got.context);
           if (got.siblings > 1) readsWithSiblings++;
           maxSiblings = Math.max(maxSiblings, got.siblings);
         }
         if (kind !== 'read') {
           const ctx = contexts.get(key);
-          const res = await client.put(key, value, { w, ...(ctx !== undefined ? { context: ctx } : {}) });
+          const res = await client.put(key, value, { w, strict, ...(ctx !== undefined ? { context: ctx } : {}) });
           contexts.set(key, res.context);
         }
         const done = performance.now();
@@ -258,7 +324,7 @@ async function runPoint(client: NexusClient, o: BenchOptions, prefix: string, r:
           counts[kind]++;
         }
       } catch (e) {
-        if (start >= warmEnd) {
+        if (start >= warmEnd && start < end) {
           errors++;
           firstError ??= (e as Error).message;
         }
@@ -280,8 +346,9 @@ async function runPoint(client: NexusClient, o: BenchOptions, prefix: string, r:
   const result: PointResult = {
     r,
     w,
-    strict: false,
-    throughput: Math.round(total / o.durationSec),
+    strict,
+    throughput: Math.round(total / durationSec),
+    availability: total + errors === 0 ? 0 : Math.round((total / (total + errors)) * 10000) / 10000,
     latency: summarize(all),
     byOp: Object.fromEntries((['read', 'update', 'rmw'] as const).filter((k) => counts[k] > 0).map((k) => [k, summarize(byOp[k])])),
     errors,

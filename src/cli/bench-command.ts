@@ -28,6 +28,7 @@ interface BenchCliOptions {
   replicaDelay: string;
   modelTrials: string;
   baselines: string;
+  faultPhase: boolean;
   nodes: string;
   node?: string;
   out: string;
@@ -75,6 +76,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--replica-delay <dist>', 'delay injected before each replica write during the probes: exp:MEAN, const:MS, uniform:LO-HI (ms) or none', 'exp:5')
     .option('--model-trials <k>', 'PBS Monte Carlo trials per t (0: no prediction)', '20000')
     .option('--baselines <list>', `baselines after the sweep: singleNode,${BASELINES.join(',')} (or none)`, `singleNode,${BASELINES.join(',')}`)
+    .option('--no-fault-phase', 'skip the points run again, sloppy and strict, with one node cut off')
     .option('--nodes <k>', 'nodes of the cluster the bench starts (N = min(3, k))', '3')
     .option('--node <urls>', 'benchmark an existing cluster instead (comma-separated node URLs)')
     .option('--out <dir>', 'folder for the results (JSON, markdown, HTML, SVG charts)', '.nexus/bench')
@@ -115,6 +117,7 @@ export function registerBenchCommand(program: Command): void {
           replicaDelay: o.replicaDelay,
           modelTrials: whole(o.modelTrials, '--model-trials', 0, 10_000_000),
           baselines: baselines as Array<BaselineName | 'singleNode'>,
+          faultPhase: o.faultPhase,
           nodes,
           n,
           ...(o.node !== undefined ? { urls: o.node.split(',').map((u) => u.trim()).filter(Boolean) } : {}),

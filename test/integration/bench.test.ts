@@ -1,6 +1,7 @@
 // A tiny end-to-end `nexus bench`: it starts its own cluster, loads, sweeps two R/W points with
 // staleness probes (replica writes delayed through the fault layer) and the PBS prediction, runs
-// the bare ceiling, and writes every report file.
+// the bare ceiling, runs the points again sloppy and strict with a node cut off, and writes every
+// report file.
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -54,6 +55,7 @@ describe('nexus bench', () => {
         staleness: Staleness;
       }>;
       baselines: Record<string, { throughput?: number; latency?: Record<string, number>; skipped?: string }>;
+      underFault: { what: string; nodes: number; points: Array<{ r: number; w: number; strict: boolean; availability: number; throughput: number }> };
       files: { json: string; markdown: string; html: string; charts: string[] };
     };
     expect(report.ok).toBe(true);
@@ -86,6 +88,19 @@ describe('nexus bench', () => {
     expect(quorum.staleness.staleReads).toBe(0);
     expect(quorum.staleness.visibility.every((v) => v.consistent === v.probes && v.predicted!.consistent === 1)).toBe(true);
     expect(report.baselines.bareCeiling!.throughput).toBeGreaterThan(0);
+    // Under a fault (4 nodes, one cut off): every point sloppy and strict; with 2 of 3 primaries
+    // up, R and W up to 2 are met either way.
+    expect(report.underFault.nodes).toBe(4);
+    expect(report.underFault.points.map((p) => [p.r, p.w, p.strict])).toEqual([
+      [1, 1, false],
+      [1, 1, true],
+      [2, 2, false],
+      [2, 2, true],
+    ]);
+    for (const p of report.underFault.points) {
+      expect(p.availability).toBe(1);
+      expect(p.throughput).toBeGreaterThan(0);
+    }
     expect(Object.keys(report.baselines)).toEqual(['bareCeiling']);
     for (const f of [report.files.json, report.files.html, ...report.files.charts]) expect(existsSync(f), f).toBe(true);
     expect(readFileSync(report.files.markdown, 'utf8')).toContain('| R | W | ops/s |');
