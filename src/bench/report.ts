@@ -106,7 +106,7 @@ function barChart(title: string, rows: Array<{ label: string; value: number; tex
   const body = rows
     .map((r, i) => {
       const y = 30 + i * rowH;
-      const bw = ((w - left - 120) * r.value) / max;
+      const bw = ((w - left - 210) * r.value) / max; // room for the text after the longest bar
       return `<text x="${left - 8}" y="${y + 14}" text-anchor="end">${esc(r.label)}</text><rect x="${left}" y="${y + 2}" width="${bw.toFixed(1)}" height="${rowH - 6}" fill="${r.muted ? '#9aa' : '#3a7'}"/><text x="${(left + bw + 6).toFixed(1)}" y="${y + 14}">${esc(r.text)}</text>`;
     })
     .join('\n');
@@ -138,7 +138,7 @@ export function visibilityChart(r: BenchReport): string {
   });
   const s = r.settings;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="system-ui,sans-serif" font-size="12"><rect width="100%" height="100%" fill="#fff"/>
-<text x="10" y="18" font-weight="bold">t-visibility: P(read returns the latest version) — measured (dots), PBS predicted (dashed); replica delay ${esc(s.replicaDelay)}</text>
+<text x="10" y="18" font-weight="bold">P(read returns the latest version), replica delay ${esc(s.replicaDelay)}: measured (dots), PBS (dashed)</text>
 ${parts.join('\n')}
 </svg>`;
 }
@@ -176,8 +176,11 @@ export function htmlReport(r: BenchReport): string {
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:800px}table{border-collapse:collapse}td{padding:2px 8px;border-bottom:1px solid #eee}</style></head><body>
 <h1>nexus bench — workload ${r.settings.workload}</h1>
 <p>${esc(describeRun(r))}</p>
+<h2>Throughput</h2>
 ${throughputChart(r)}
+<h2>Latency</h2>
 ${latencyChart(r)}
+<h2>t-visibility: measured and predicted</h2>
 ${visibilityChart(r)}
 <h2>Figures</h2><table>${rows}</table>
 <h2>Settings</h2><pre>${esc(JSON.stringify(r.settings, null, 1))}</pre>

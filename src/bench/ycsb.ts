@@ -83,6 +83,9 @@ export interface PointResult {
   errors: number;
   firstError?: string;
   siblings: { max: number; readsWithSiblings: number };
+  /** Probe reads that missed the last acknowledged version, of `probes` (CLI.md: scripts read these). */
+  staleReads: number;
+  probes: number;
   /** The staleness probes and the PBS prediction (absent with --probes 0). */
   staleness?: StalenessResult;
 }
@@ -145,6 +148,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         } finally {
           if (delay) await setDelay('none');
         }
+        point.staleReads = point.staleness.staleReads;
+        point.probes = point.staleness.probes;
       }
       o.progress?.(i, total, 1, label);
       points.push(point);
@@ -353,6 +358,8 @@ async function runPoint(
     byOp: Object.fromEntries((['read', 'update', 'rmw'] as const).filter((k) => counts[k] > 0).map((k) => [k, summarize(byOp[k])])),
     errors,
     siblings: { max: maxSiblings, readsWithSiblings },
+    staleReads: 0,
+    probes: 0,
   };
   if (firstError !== undefined) result.firstError = firstError;
   return result;

@@ -52,6 +52,8 @@ describe('nexus bench', () => {
         byOp: Record<string, unknown>;
         errors: number;
         siblings: { max: number };
+        staleReads: number;
+        probes: number;
         staleness: Staleness;
       }>;
       baselines: Record<string, { throughput?: number; latency?: Record<string, number>; skipped?: string }>;
@@ -72,6 +74,7 @@ describe('nexus bench', () => {
       expect(Object.keys(p.byOp).sort()).toEqual(['read', 'rmw']);
       expect(p.siblings.max).toBeGreaterThanOrEqual(1);
       expect(p.staleness.probes).toBe(90); // 30 per delay t, 3 delays
+      expect([p.probes, p.staleReads]).toEqual([p.staleness.probes, p.staleness.staleReads]); // as CLI.md promises
       expect(p.staleness.versions).toBe(2);
       expect(p.staleness.visibility.map((v) => v.t)).toEqual([0, 1, 5]);
       for (const v of p.staleness.visibility) {
