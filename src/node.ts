@@ -270,7 +270,7 @@ export class NexusNode {
       }
       case 'sim-fault':
         if (process.env.NEXUS_SIM_FAULTS !== '1')
-          throw new NexusError(ErrorCodes.INVALID_ARGUMENT, 'fault injection is off on this node (only nexus sim turns it on)');
+          throw new NexusError(ErrorCodes.INVALID_ARGUMENT, 'fault injection is off on this node (nexus sim and nexus bench start their nodes with NEXUS_SIM_FAULTS=1)');
         if (msg.replicaDelay !== undefined) {
           try {
             this.replicaDelay = parseDelaySpec(msg.replicaDelay);

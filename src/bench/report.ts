@@ -18,8 +18,8 @@ function describeRun(r: BenchReport): string {
   }. Machine: ${r.machine.cores} cores, ${r.machine.cpuModel}, Node ${r.machine.node}.`;
 }
 
-function measured(name: string, b: BenchReport['baselines'][string]): b is BaselineResult | PointResult {
-  return b !== undefined && 'throughput' in b && name.length > 0;
+function measured(b: BenchReport['baselines'][string] | undefined): b is BaselineResult | PointResult {
+  return b !== undefined && 'throughput' in b;
 }
 
 export function markdown(r: BenchReport): string {
@@ -40,7 +40,7 @@ export function markdown(r: BenchReport): string {
   if (baseRows.length > 0) {
     lines.push('', '| baseline | ops/s | p50 | p99 | p99.9 | errors |', '|---|---:|---:|---:|---:|---:|');
     for (const [name, b] of baseRows) {
-      if (measured(name, b)) lines.push(`| ${name} | ${num(b.throughput)} | ${ms(b.latency.p50)} | ${ms(b.latency.p99)} | ${ms(b.latency.p999)} | ${b.errors} |`);
+      if (measured(b)) lines.push(`| ${name} | ${num(b.throughput)} | ${ms(b.latency.p50)} | ${ms(b.latency.p99)} | ${ms(b.latency.p999)} | ${b.errors} |`);
       else lines.push(`| ${name} | skipped: ${(b as { skipped: string }).skipped} | | | | |`);
     }
   }
@@ -147,7 +147,7 @@ export function throughputChart(r: BenchReport): string {
   const rows = [
     ...r.points.map((p) => ({ label: `Nexus R=${p.r} W=${p.w}`, value: p.throughput, text: `${num(p.throughput)} ops/s` })),
     ...Object.entries(r.baselines).map(([name, b]) =>
-      measured(name, b) ? { label: name, value: b.throughput, text: `${num(b.throughput)} ops/s`, muted: true } : { label: name, value: 0, text: 'skipped', muted: true },
+      measured(b) ? { label: name, value: b.throughput, text: `${num(b.throughput)} ops/s`, muted: true } : { label: name, value: 0, text: 'skipped', muted: true },
     ),
   ];
   return barChart(`Throughput, workload ${r.settings.workload}, ${r.settings.clients} clients (${r.machine.cores} cores)`, rows);
@@ -157,7 +157,7 @@ export function latencyChart(r: BenchReport): string {
   const rows = [
     ...r.points.map((p) => ({ label: `Nexus R=${p.r} W=${p.w}`, value: p.latency.p99, text: `p50 ${ms(p.latency.p50)}, p99 ${ms(p.latency.p99)}` })),
     ...Object.entries(r.baselines)
-      .filter(([name, b]) => measured(name, b))
+      .filter(([, b]) => measured(b))
       .map(([name, b]) => {
         const m = b as BaselineResult | PointResult;
         return { label: name, value: m.latency.p99, text: `p50 ${ms(m.latency.p50)}, p99 ${ms(m.latency.p99)}`, muted: true };
