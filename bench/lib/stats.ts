@@ -1,8 +1,8 @@
 // Latency summaries from raw samples (µs), so that a benchmark can take percentiles over any
 // sub-interval of a run (e.g. only while hinted handoff was running), with the same HdrHistogram
-// settings as the load generator.
+// settings as the load generator (src/bench/hdr.ts).
 
-import { build } from 'hdr-histogram-js';
+import { newHistogram } from '../../src/bench/hdr.js';
 
 export interface LatencySummary {
   count: number;
@@ -15,7 +15,7 @@ export interface LatencySummary {
 }
 
 export function summarize(samplesUs: Iterable<number>): LatencySummary {
-  const hist = build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3, autoResize: true });
+  const hist = newHistogram();
   try {
     for (const us of samplesUs) hist.recordValue(Math.max(1, Math.round(us)));
     const n = hist.totalCount;

@@ -162,10 +162,12 @@ export class Coordinator {
     const started = performance.now();
     const sent =
       choice.hintFor === undefined
-        ? this.d.transport.request(choice.node, { t: 'rput', key, partition, obj: encoded }, remaining).then((r) => (this.d.timings?.rput.push(performance.now() - started), r))
+        ? this.d.transport.request(choice.node, { t: 'rput', key, partition, obj: encoded }, remaining)
         : (this.stats.hintedWrites++, this.d.transport.request(choice.node, { t: 'hput', key, partition, target: choice.hintFor, obj: encoded }, remaining));
     return sent.then(
-      () => undefined,
+      () => {
+        if (choice.hintFor === undefined) this.d.timings?.rput.push(performance.now() - started);
+      },
       (e: unknown) => {
         if (e instanceof NexusError && e.code === ErrorCodes.TIMEOUT) this.d.liveness.requestTimedOut(choice.node);
         throw e;
