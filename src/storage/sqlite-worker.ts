@@ -59,19 +59,34 @@ export interface CommitWorkerConfig {
  * (this file cannot import it; test/unit/antientropy.test.ts holds the two equal).
  */
 export function contribution(key: string, obj: Uint8Array): Buffer {
+  return Buffer.from(contributionLatin1(key, obj), 'latin1');
+}
+
+/**
+ * The contribution as a string of 16 latin1 characters, one per byte. The digest comes out as a
+ * string because a Buffer result costs a fresh ArrayBuffer per call: measured here, 1.24 µs per
+ * hash with Buffer output against 0.39 µs with latin1 output written into a reused buffer.
+ */
+function contributionLatin1(key: string, obj: Uint8Array): string {
   // Small inputs (nearly every write) are laid out in one scratch buffer and hashed with the
   // one-shot crypto.hash: half the cost of a Hash object with three updates.
   if (obj.length + 4 + 3 * key.length <= scratch.length) {
     const n = scratch.write(key, 4, 'utf8');
     scratch.writeUInt32BE(n, 0);
     scratch.set(obj, 4 + n);
-    return hash('sha256', scratch.subarray(0, 4 + n + obj.length), 'buffer').subarray(0, 16);
+    return hash('sha256', scratch.subarray(0, 4 + n + obj.length), 'binary').slice(0, 16);
   }
   const len = Buffer.alloc(4);
   len.writeUInt32BE(Buffer.byteLength(key, 'utf8'));
-  return createHash('sha256').update(len).update(key, 'utf8').update(obj).digest().subarray(0, 16);
+  return createHash('sha256').update(len).update(key, 'utf8').update(obj).digest('binary').slice(0, 16);
 }
 const scratch = Buffer.alloc(64 * 1024);
+
+/** Writes the contribution into `out` (16 bytes) and returns `out`: no allocation per row. */
+function contributionInto(key: string, obj: Uint8Array, out: Buffer): Buffer {
+  out.write(contributionLatin1(key, obj), 0, 16, 'latin1');
+  return out;
+}
 
 /**
  * One staged write: the new state `obj` of `key`, in segment `segment` of its partition, staged
@@ -114,15 +129,26 @@ const SEGMENT_SLOTS = 2 ** 20;
 /**
  * The segment hashes of the committed rows, in memory: one buffer of segments × 16 bytes per
  * partition (few large objects, so little for the garbage collector to walk). `dirty` holds the
- * slots changed since the last checkpoint; `undo` the old bytes of the slots the current
- * transaction changed, so a failed transaction can be taken back.
+ * partitions changed since the last checkpoint; the undo log keeps the old bytes of each slot the
+ * current transaction changed, so a failed transaction can be taken back.
+ *
+ * This runs for every row of every commit, inside the transaction, so it allocates nothing per
+ * row: a slot's first change in a transaction is found by a per-partition generation mark (not
+ * a Map of slots), and old bytes go into one reused buffer (not a Buffer per slot).
  */
 class SegmentTable {
-  private readonly parts = new Map<number, Buffer>();
-  private dirty = new Set<number>();
-  private undo = new Map<number, Buffer>();
-  /** Slots the current transaction made dirty (they were clean before it). */
+  private readonly parts = new Map<number, Part>();
+  private readonly dirty = new Set<number>();
+  /** Partitions the current transaction made dirty (they were clean before it). */
   private newlyDirty: number[] = [];
+  /** The current transaction's number: a slot whose mark equals it is in the undo log already. */
+  private generation = 1;
+  /** Slots (partition × SEGMENT_SLOTS + segment) changed by the current transaction, in order… */
+  private undoSlots: number[] = [];
+  /** …and their bytes before it, 16 per slot. */
+  private undoBytes = Buffer.alloc(64 * 16);
+  /** Reused for the journal row's blob. */
+  private deltaScratch = Buffer.alloc(64 * SEGMENT_RECORD);
 
   constructor(
     private readonly segments: number,
@@ -130,8 +156,8 @@ class SegmentTable {
     replayed: number[],
   ) {
     if (segments === 0) return;
-    for (const [p, h] of initial) if (h.length === segments * 16) this.part(p).set(h);
-    for (const p of replayed) this.dirty.add(p * SEGMENT_SLOTS);
+    for (const [p, h] of initial) if (h.length === segments * 16) this.part(p).hashes.set(h);
+    for (const p of replayed) this.dirty.add(p);
   }
 
   xor(partition: number, segment: number, h: Uint8Array): void {
@@ -148,76 +174,105 @@ class SegmentTable {
     return this.dirty.size;
   }
 
-  /** The slots the current transaction changed, with their new hashes (see FromWorker `segs`). */
+  /**
+   * The slots the current transaction changed, with their new hashes (see FromWorker `segs`), in
+   * a buffer of its own: it is transferred to the main thread, not copied. (Buffer.alloc never
+   * takes from the shared pool, so the whole ArrayBuffer is this one's.)
+   */
   packChanged(): Uint8Array | undefined {
-    if (this.undo.size === 0) return undefined;
-    const out = Buffer.alloc(this.undo.size * SEGMENT_RECORD);
-    let off = 0;
-    for (const slot of this.undo.keys()) {
-      const [p, seg] = unpack(slot);
-      out.writeUInt32BE(p, off);
-      out.writeUInt32BE(seg, off + 4);
-      this.part(p).copy(out, off + 8, seg * 16, seg * 16 + 16);
-      off += SEGMENT_RECORD;
-    }
-    return out;
+    if (this.undoSlots.length === 0) return undefined;
+    return this.pack(Buffer.alloc(this.undoSlots.length * SEGMENT_RECORD), (cur, _old, out, at) => cur.copy(out, at, 0, 16));
   }
 
-  /** The XOR delta of every slot the current transaction changed: the journal row's blob. */
+  /**
+   * The XOR delta of every slot the current transaction changed: the journal row's blob. A view
+   * of a reused buffer, valid until the next call (SQLite copies it when it binds it).
+   */
   packDeltas(): Buffer {
-    const out = Buffer.alloc(this.undo.size * SEGMENT_RECORD);
-    let off = 0;
-    for (const [slot, old] of this.undo) {
-      const [p, seg] = unpack(slot);
-      out.writeUInt32BE(p, off);
-      out.writeUInt32BE(seg, off + 4);
-      const cur = this.part(p);
-      for (let i = 0; i < 16; i++) out[off + 8 + i] = cur[seg * 16 + i]! ^ old[i]!;
-      off += SEGMENT_RECORD;
-    }
-    return out;
+    const bytes = this.undoSlots.length * SEGMENT_RECORD;
+    if (bytes > this.deltaScratch.length) this.deltaScratch = Buffer.alloc(Math.max(bytes, 2 * this.deltaScratch.length));
+    return this.pack(this.deltaScratch.subarray(0, bytes), (cur, old, out, at) => {
+      for (let i = 0; i < 16; i++) out[at + i] = cur[i]! ^ old[i]!;
+    });
   }
 
   /** Writes every partition with a segment changed since the last checkpoint through `write`. */
   checkpoint(write: (partition: number, hashes: Buffer) => void): void {
-    const parts = new Set<number>();
-    for (const slot of this.dirty) parts.add(unpack(slot)[0]);
-    for (const p of parts) write(p, this.part(p));
+    for (const p of this.dirty) write(p, this.part(p).hashes);
   }
 
   /** The transaction committed; `checkpointed`: its checkpoint too. */
   commit(checkpointed: boolean): void {
-    this.undo = new Map();
-    this.newlyDirty = [];
-    if (checkpointed) this.dirty = new Set();
+    this.endTransaction();
+    if (checkpointed) this.dirty.clear();
   }
 
   rollback(): void {
-    for (const [slot, old] of this.undo) {
-      const [p, seg] = unpack(slot);
-      old.copy(this.part(p), seg * 16);
+    for (let i = this.undoSlots.length - 1; i >= 0; i--) {
+      const [p, seg] = unpack(this.undoSlots[i]!);
+      this.undoBytes.copy(this.part(p).hashes, seg * 16, i * 16, i * 16 + 16);
     }
-    for (const slot of this.newlyDirty) this.dirty.delete(slot);
-    this.undo = new Map();
+    for (const p of this.newlyDirty) this.dirty.delete(p);
+    this.endTransaction();
+  }
+
+  private endTransaction(): void {
+    this.undoSlots = [];
     this.newlyDirty = [];
-  }
-
-  private part(partition: number): Buffer {
-    let buf = this.parts.get(partition);
-    if (buf === undefined) this.parts.set(partition, (buf = Buffer.alloc(this.segments * 16)));
-    return buf;
-  }
-
-  private touch(partition: number, segment: number): Buffer {
-    const buf = this.part(partition);
-    const slot = partition * SEGMENT_SLOTS + segment;
-    if (!this.undo.has(slot)) this.undo.set(slot, Buffer.from(buf.subarray(segment * 16, segment * 16 + 16)));
-    if (!this.dirty.has(slot)) {
-      this.dirty.add(slot);
-      this.newlyDirty.push(slot);
+    if (++this.generation === 2 ** 32) {
+      // The marks are 32-bit: start over rather than let an old mark match a new generation.
+      for (const part of this.parts.values()) part.marks.fill(0);
+      this.generation = 1;
     }
-    return buf;
   }
+
+  /** One 24-byte record per changed slot: u32 partition, u32 segment, then `fill`'s 16 bytes. */
+  private pack(out: Buffer, fill: (current: Buffer, old: Buffer, out: Buffer, at: number) => void): Buffer {
+    this.undoSlots.forEach((slot, i) => {
+      const [p, seg] = unpack(slot);
+      const at = i * SEGMENT_RECORD;
+      out.writeUInt32BE(p, at);
+      out.writeUInt32BE(seg, at + 4);
+      fill(this.part(p).hashes.subarray(seg * 16, seg * 16 + 16), this.undoBytes.subarray(i * 16, i * 16 + 16), out, at + 8);
+    });
+    return out;
+  }
+
+  private part(partition: number): Part {
+    let part = this.parts.get(partition);
+    if (part === undefined) {
+      part = { hashes: Buffer.alloc(this.segments * 16), marks: new Uint32Array(this.segments) };
+      this.parts.set(partition, part);
+    }
+    return part;
+  }
+
+  /** Records the slot's old bytes the first time this transaction changes it; returns its partition's hashes. */
+  private touch(partition: number, segment: number): Buffer {
+    const part = this.part(partition);
+    if (part.marks[segment] !== this.generation) {
+      part.marks[segment] = this.generation;
+      const i = this.undoSlots.length;
+      if ((i + 1) * 16 > this.undoBytes.length) {
+        const grown = Buffer.alloc(this.undoBytes.length * 2);
+        this.undoBytes.copy(grown);
+        this.undoBytes = grown;
+      }
+      part.hashes.copy(this.undoBytes, i * 16, segment * 16, segment * 16 + 16);
+      this.undoSlots.push(partition * SEGMENT_SLOTS + segment);
+      if (!this.dirty.has(partition)) {
+        this.dirty.add(partition);
+        this.newlyDirty.push(partition);
+      }
+    }
+    return part.hashes;
+  }
+}
+
+interface Part {
+  hashes: Buffer;
+  /** Per segment: the generation of the transaction that last logged it for undo. */
+  marks: Uint32Array;
 }
 
 function unpack(slot: number): [partition: number, segment: number] {
@@ -230,7 +285,7 @@ function describe(err: unknown): { code: string; message: string } {
 }
 
 function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): void {
-  const send = (msg: FromWorker): void => port.postMessage(msg);
+  const send = (msg: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(msg, transfer);
   let db: Database.Database;
   let commit: (rows: CommitRow[]) => boolean;
   let commitHints: (upserts: HintRow[], deletes: number[]) => void;
@@ -293,10 +348,12 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
     };
 
     const hashing = cfg.segments !== 0;
+    const khashOut = Buffer.alloc(16);
     const tx = db.transaction((rows: CommitRow[]): boolean => {
       for (const [key, partition, live, obj, segment, since, flags] of rows) {
         // Hashed here, off the main thread: the one cost of keeping segment hashes per write.
-        const khash = hashing ? contribution(key, obj) : null;
+        // `khash` is reused for every row: SQLite copies it when it binds it.
+        const khash = hashing ? contributionInto(key, obj, khashOut) : null;
         if (flags & FRESH && !(flags & REAP) && insertFresh([key, partition, segment, live, since, khash, obj])) {
           if (khash !== null) segments.xor(partition, segment, khash);
           if (flags & UNREAP) unreap.run(key);
@@ -402,7 +459,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
     const done: FromWorker = { t: 'done', id: msg.id };
     if (keys !== undefined) done.keys = keys;
     if (segs !== undefined) done.segs = segs;
-    send(done);
+    send(done, segs !== undefined ? [segs.buffer as ArrayBuffer] : []);
   });
 }
 
