@@ -1,4 +1,6 @@
 // The hinted-handoff benchmark (issue 3, "Performance"): in one run, on this machine,
+//   0. before: the foreground load below with every node up and no hint ever queued (a control
+//      with the same membership as the delivery window);
 //   1. a local 5-node cluster (N=3, durability fsync); node T is killed (kill -9 by default) and
 //      the others wait until they judge it down;
 //   2. 100,000 distinct keys whose primaries include T are written (100-byte values, W=2), so each
@@ -64,7 +66,7 @@ function parseArgs(): Options {
     .option('--nodes <k>', 'cluster size (4 or more; N=3)', positive('--nodes', true), 5)
     .option('--concurrency <c>', 'outstanding foreground puts', positive('--concurrency', true), 16)
     .option('--load-concurrency <c>', 'outstanding puts while queueing the hints', positive('--load-concurrency', true), 64)
-    .option('--duration <sec>', 'measured seconds of the baseline and control phases', positive('--duration', false), 10)
+    .option('--duration <sec>', 'measured seconds of the before, baseline and control phases', positive('--duration', false), 10)
     .option('--warmup <sec>', 'unrecorded warm-up seconds before each foreground phase', positive('--warmup', false), 1)
     .option('--value-bytes <b>', 'value size', positive('--value-bytes', true), 100)
     .option('--stop <how>', 'how T is stopped: kill (kill -9) or term (SIGTERM, clean stop)', (v: string) => {
@@ -112,6 +114,8 @@ export interface HandoffResults {
   source: { commit: string; srcDirty: boolean | null };
   settings: Record<string, unknown>;
   queue: { hints: number; seconds: number; putsPerSec: number; retries: number; pendingPerStandIn: Record<string, number>; expectedPerStandIn: Record<string, number> };
+  /** Every node up, before T is stopped and before any hint exists. */
+  before: FgPhase;
   baseline: FgPhase;
   delivery: {
     completed: boolean;
@@ -135,6 +139,8 @@ export interface HandoffResults {
   bars: Array<{ name: string; value: number; op: '>=' | '<='; target: number; pass: boolean }>;
   /** The same p99 compared with the control phase (T up, nothing pending): not a bar, a cross-check. */
   p99VsAfter: number;
+  /** The same p99 compared with the phase before T was stopped (every node up): a cross-check. */
+  p99VsBefore: number;
   findings: string[];
 }
 
@@ -164,59 +170,6 @@ async function main(): Promise<void> {
     const ring = new Ring({ members: ids.map((id, i) => ({ id, url: cluster.urls[i]! })), partitions: PARTITIONS, n: N });
     const involvesT = (key: string): boolean => ring.primaries(ring.partitionOf(key)).includes(T);
 
-    // 1. Stop T and wait until every other node judges it down.
-    progress(`stopping ${T} (${o.stop === 'kill' ? 'kill -9' : 'SIGTERM'}) …`);
-    const stoppedAt = Date.now();
-    await cluster.signal(tIdx, o.stop === 'kill' ? 'SIGKILL' : 'SIGTERM');
-    for (const i of others) {
-      for (;;) {
-        const s = await clients.status(i);
-        if (s.nodes.find((n) => n.id === T)?.state === 'down') break;
-        if (Date.now() - stoppedAt > 30_000) throw new Error(`${ids[i]} does not judge ${T} down 30 s after it was stopped`);
-        await sleep(20);
-      }
-    }
-    progress(`every node judges ${T} down (${Date.now() - stoppedAt} ms after the signal)`);
-
-    // 2. Queue the hints: keys whose primaries include T; the stand-in for T is predictable.
-    const isUp = (id: string): boolean => id !== T;
-    const hintKeys: string[] = [];
-    const expected: Record<string, number> = {};
-    for (let i = 0; hintKeys.length < o.hints; i++) {
-      const key = `hint-${String(i).padStart(9, '0')}`;
-      const p = ring.partitionOf(key);
-      if (!ring.primaries(p).includes(T)) continue;
-      hintKeys.push(key);
-      const standIn = selectReplicas(ring.preferenceList(p), N, isUp).find((c) => c.hintFor === T)?.node ?? '?';
-      expected[standIn] = (expected[standIn] ?? 0) + 1;
-    }
-    progress(`writing ${o.hints.toLocaleString('en-US')} keys with ${T} among their primaries (W=${W}, ${o.loadConcurrency} outstanding); expected hints per stand-in: ${JSON.stringify(expected)} …`);
-    writer = new NexusClient({ nodes: otherUrls, strategy: 'spread', timeoutMs: REQUEST_TIMEOUT_MS });
-    const w = writer;
-    let next = 0;
-    let retries = 0;
-    const q0 = performance.now();
-    await Promise.all(
-      Array.from({ length: o.loadConcurrency }, async () => {
-        while (next < hintKeys.length) {
-          const key = hintKeys[next++]!;
-          for (let attempt = 1; ; attempt++) {
-            try {
-              await w.put(key, value, { w: W });
-              break;
-            } catch (e) {
-              retries++;
-              if (attempt >= 5) throw new Error(`put ${key} failed ${attempt} times: ${(e as Error).message}`);
-            }
-          }
-        }
-      }),
-    );
-    const queueSec = (performance.now() - q0) / 1000;
-    progress(`queued in ${queueSec.toFixed(1)} s (${Math.round(o.hints / queueSec).toLocaleString('en-US')} puts/s, ${retries} retries)`);
-
-    // Each stand-in's own status must show the hints for T (a hint is durable before its ack; the
-    // W=2 put may answer before the stand-in's ack, so wait briefly for the last ones).
     const pendingFor = async (): Promise<Record<string, number>> => {
       const out: Record<string, number> = {};
       for (const i of others) {
@@ -227,13 +180,6 @@ async function main(): Promise<void> {
       return out;
     };
     const total = (r: Record<string, number>): number => Object.values(r).reduce((a, b) => a + b, 0);
-    let pendingBefore = await pendingFor();
-    for (const deadline = Date.now() + 30_000; total(pendingBefore) < o.hints && Date.now() < deadline; ) {
-      await sleep(200);
-      pendingBefore = await pendingFor();
-    }
-    progress(`hints pending for ${T}: ${total(pendingBefore).toLocaleString('en-US')} ${JSON.stringify(pendingBefore)}`);
-    if (total(pendingBefore) !== o.hints) throw new Error(`expected ${o.hints} hints pending for ${T}, the stand-ins report ${total(pendingBefore)}: ${JSON.stringify(pendingBefore)}`);
 
     // Foreground load: fresh keys none of whose primaries is T, spread over the nodes other than T.
     const fg = new NexusClient({ nodes: otherUrls, strategy: 'spread', timeoutMs: REQUEST_TIMEOUT_MS });
@@ -317,6 +263,76 @@ async function main(): Promise<void> {
         await stop();
       }
     };
+
+    // 0. Before: the same foreground load with every node up and nothing ever queued, so the
+    //    delivery window can also be compared with the cluster T returns to (a cross-check).
+    await quiet('before');
+    progress(`before: foreground puts @${o.concurrency}, every node up, nothing pending, ${o.duration} s …`);
+    const beforeLoad = await withPolling(() =>
+      runClosedLoop(fgOp('fg-before'), { concurrency: o.concurrency, durationMs: o.duration * 1000, warmupMs: o.warmup * 1000, serverPids: otherPids() }),
+    );
+    progress(`before: ${describe(beforeLoad)}`);
+
+    // 1. Stop T and wait until every other node judges it down.
+    progress(`stopping ${T} (${o.stop === 'kill' ? 'kill -9' : 'SIGTERM'}) …`);
+    const stoppedAt = Date.now();
+    await cluster.signal(tIdx, o.stop === 'kill' ? 'SIGKILL' : 'SIGTERM');
+    for (const i of others) {
+      for (;;) {
+        const s = await clients.status(i);
+        if (s.nodes.find((n) => n.id === T)?.state === 'down') break;
+        if (Date.now() - stoppedAt > 30_000) throw new Error(`${ids[i]} does not judge ${T} down 30 s after it was stopped`);
+        await sleep(20);
+      }
+    }
+    progress(`every node judges ${T} down (${Date.now() - stoppedAt} ms after the signal)`);
+
+    // 2. Queue the hints: keys whose primaries include T; the stand-in for T is predictable.
+    const isUp = (id: string): boolean => id !== T;
+    const hintKeys: string[] = [];
+    const expected: Record<string, number> = {};
+    for (let i = 0; hintKeys.length < o.hints; i++) {
+      const key = `hint-${String(i).padStart(9, '0')}`;
+      const p = ring.partitionOf(key);
+      if (!ring.primaries(p).includes(T)) continue;
+      hintKeys.push(key);
+      const standIn = selectReplicas(ring.preferenceList(p), N, isUp).find((c) => c.hintFor === T)?.node ?? '?';
+      expected[standIn] = (expected[standIn] ?? 0) + 1;
+    }
+    progress(`writing ${o.hints.toLocaleString('en-US')} keys with ${T} among their primaries (W=${W}, ${o.loadConcurrency} outstanding); expected hints per stand-in: ${JSON.stringify(expected)} …`);
+    writer = new NexusClient({ nodes: otherUrls, strategy: 'spread', timeoutMs: REQUEST_TIMEOUT_MS });
+    const w = writer;
+    let next = 0;
+    let retries = 0;
+    const q0 = performance.now();
+    await Promise.all(
+      Array.from({ length: o.loadConcurrency }, async () => {
+        while (next < hintKeys.length) {
+          const key = hintKeys[next++]!;
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await w.put(key, value, { w: W });
+              break;
+            } catch (e) {
+              retries++;
+              if (attempt >= 5) throw new Error(`put ${key} failed ${attempt} times: ${(e as Error).message}`);
+            }
+          }
+        }
+      }),
+    );
+    const queueSec = (performance.now() - q0) / 1000;
+    progress(`queued in ${queueSec.toFixed(1)} s (${Math.round(o.hints / queueSec).toLocaleString('en-US')} puts/s, ${retries} retries)`);
+
+    // Each stand-in's own status must show the hints for T (a hint is durable before its ack; the
+    // W=2 put may answer before the stand-in's ack, so wait briefly for the last ones).
+    let pendingBefore = await pendingFor();
+    for (const deadline = Date.now() + 30_000; total(pendingBefore) < o.hints && Date.now() < deadline; ) {
+      await sleep(200);
+      pendingBefore = await pendingFor();
+    }
+    progress(`hints pending for ${T}: ${total(pendingBefore).toLocaleString('en-US')} ${JSON.stringify(pendingBefore)}`);
+    if (total(pendingBefore) !== o.hints) throw new Error(`expected ${o.hints} hints pending for ${T}, the stand-ins report ${total(pendingBefore)}: ${JSON.stringify(pendingBefore)}`);
 
     // 3. Baseline: T down, nothing delivered.
     await quiet('baseline');
@@ -473,9 +489,11 @@ async function main(): Promise<void> {
         samples,
         fg: { load: deliveryLoad, sub: fgSub },
       },
+      before: { load: beforeLoad },
       after: { load: afterLoad },
       bars,
       p99VsAfter: afterLoad.latencyUs.p99 > 0 ? round2(duringP99 / afterLoad.latencyUs.p99) : NaN,
+      p99VsBefore: beforeLoad.latencyUs.p99 > 0 ? round2(duringP99 / beforeLoad.latencyUs.p99) : NaN,
       findings: [],
     };
     results.findings = findings(results);
@@ -553,6 +571,7 @@ function markdown(r: HandoffResults): string {
   const row = (name: string, l: LoadResult): void => {
     out.push(`| ${name} | ${l.seconds.toFixed(1)} s | ${l.throughput.toLocaleString('en-US')} | ${formatUs(l.latencyUs.p50)} | ${formatUs(l.latencyUs.p99)} | ${formatUs(l.latencyUs.p999)} | ${formatUs(l.latencyUs.max)} | ${l.errors} | ${cpu(l)} |`);
   };
+  row(`before: every node up, nothing pending`, r.before.load);
   row(`baseline: ${T} down, no delivery`, r.baseline.load);
   row(`delivery: ${T} restart → zero pending`, r.delivery.fg.load);
   for (const [name, x] of Object.entries(r.delivery.fg.sub ?? {})) {
@@ -578,6 +597,7 @@ function markdown(r: HandoffResults): string {
   out.push('|---|---:|---:|---|');
   for (const b of r.bars) out.push(`| ${b.name} | ${b.value.toLocaleString('en-US')} | ${b.op === '>=' ? '≥' : '≤'} ${b.target.toLocaleString('en-US')} | ${b.pass ? 'PASS' : 'FAIL'} |`);
   out.push(`| (cross-check, not a bar) the same p99 ÷ the control phase's p99 (${T} up, nothing pending) | ${r.p99VsAfter} | | |`);
+  out.push(`| (cross-check, not a bar) the same p99 ÷ the p99 before ${T} was stopped (every node up, no hint ever queued) | ${r.p99VsBefore} | | |`);
   out.push('');
   if (r.findings.length) {
     for (const f of r.findings) out.push(`- ${f}`);
@@ -587,6 +607,7 @@ function markdown(r: HandoffResults): string {
   if ((r.baseline.load.cpu.other ?? 0) > 0.5) noisy.push(`baseline (${r.baseline.load.cpu.other} cores)`);
   if ((d.cpuCores['other processes'] ?? 0) > 0.5) noisy.push(`delivery (${d.cpuCores['other processes']} cores)`);
   if ((r.after.load.cpu.other ?? 0) > 0.5) noisy.push(`after (${r.after.load.cpu.other} cores)`);
+  if ((r.before.load.cpu.other ?? 0) > 0.5) noisy.push(`before (${r.before.load.cpu.other} cores)`);
   if (noisy.length) out.push(`**Noisy:** other processes were busy during ${noisy.join(', ')}; treat those figures with care.`, '');
   const m = r.machine;
   out.push(
@@ -594,7 +615,7 @@ function markdown(r: HandoffResults): string {
       `Source: commit ${r.source.commit}${r.source.srcDirty ? ' with uncommitted changes in src/' : ''}. ` +
       `Cluster: ${s.nodes} local node processes, N=${s.n}, ${s.partitions} partitions, durability ${s.durability}, handoff rate ${s.handoffRate}, extra node arguments: ${s.nodeArgs}. ` +
       `${T} stopped with ${s.stop}; ${Number(s.hints).toLocaleString('en-US')} hints (${s.valueBytes}-byte values, W=${s.w}) queued for it. ` +
-      `Foreground: ${s.foregroundKeys}; ${s.warmupSec} s warm-up per phase; baseline and after ${s.durationSec} s; the delivery window opens with ${T}'s restart and closes when status (polled every ${s.pollMs} ms) shows no hint pending for ${T} on any node. ` +
+      `Foreground: ${s.foregroundKeys}; ${s.warmupSec} s warm-up per phase; before, baseline and after ${s.durationSec} s each; the delivery window opens with ${T}'s restart and closes when status (polled every ${s.pollMs} ms) shows no hint pending for ${T} on any node. ` +
       `"CPU … other nodes" counts the running nodes other than ${T}; during delivery, "other" includes the restarted ${T}.`,
   );
   out.push('');

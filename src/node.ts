@@ -10,6 +10,7 @@ import { nodeTimings, parseDelaySpec, type DelaySpec, type NodeTimings } from '.
 import { decodeObject, encodeObject } from './core/version.js';
 import { AntiEntropy } from './antientropy/exchange.js';
 import { Coordinator } from './coordinator/coordinator.js';
+import { Pacer } from './handoff/pacer.js';
 import { HandoffManager } from './handoff/manager.js';
 import { MemoryHintStore } from './handoff/memory.js';
 import type { HintStore } from './handoff/types.js';
@@ -41,6 +42,8 @@ export interface NodeParts {
 }
 
 const INFO_TIMEOUT_MS = 1000;
+/** Longest a handed-off batch may wait for its turn at this node (senders wait 10 s for a reply). */
+const HANDOFF_MAX_QUEUE_MS = 2000;
 
 export class NexusNode {
   readonly ring: Ring;
@@ -49,6 +52,8 @@ export class NexusNode {
   readonly handoff: HandoffManager;
   readonly antiEntropy: AntiEntropy;
   private readonly load: LoadMonitor;
+  /** Admits handed-off hints at most at the handoff rate, whichever stand-ins send them. */
+  private readonly handoffIn: Pacer;
   private readonly replica: Replica;
   private readonly lastInfo = new Map<string, Replies['info']>();
   /** Recent replica timings, for `nexus bench` (the `timings` request). */
@@ -71,6 +76,7 @@ export class NexusNode {
   ) {
     this.startedAt = clock.now();
     this.load = new LoadMonitor({ clock, maxInFlight: Math.max(64, cfg.maxInFlightPerLink / 4) });
+    this.handoffIn = new Pacer(cfg.handoffRatePerSec, clock);
     this.ring = new Ring(cfg.cluster);
     const peers = cfg.cluster.members.map((m) => m.id);
     this.detector = new FailureDetector({
@@ -243,6 +249,7 @@ export class NexusNode {
       }
       case 'handoff': {
         requirePeer(origin, msg.t);
+        await this.handoffIn.take(msg.items.length, HANDOFF_MAX_QUEUE_MS);
         const objs = msg.items.map((i) => ({ key: i.key, obj: decodeObject(i.obj) }));
         await Promise.all(objs.map((i) => this.replica.apply(i.key, this.ring.partitionOf(i.key), i.obj)));
         return { applied: objs.length } satisfies Replies['handoff'];

@@ -94,6 +94,14 @@ export class HandoffManager {
     }, this.o.pollMs ?? 100);
   }
 
+  /**
+   * Hints per batch: the configured batch, but at most a tenth of a second's worth at the rate,
+   * so that a receiver pacing several stand-ins at a low rate answers well within the deadline.
+   */
+  private batchSize(): number {
+    return Math.min(this.batch, Math.max(1, Math.floor(this.rate / 10)));
+  }
+
   private async deliverTo(target: string): Promise<void> {
     this.inProgress.add(target);
     const started = this.o.clock.now();
@@ -101,7 +109,7 @@ export class HandoffManager {
     this.o.log.info({ target, pending: this.o.store.pendingHints().get(target) ?? 0 }, `handoff to ${target} started`);
     try {
       while (!this.stopped && this.o.isUp(target)) {
-        const candidates = this.o.store.hintsFor(target, this.batch);
+        const candidates = this.o.store.hintsFor(target, this.batchSize());
         if (candidates.length === 0) break;
         // Cap a batch by bytes too (at least one hint), so large objects never make a frame the
         // receiver would refuse.
