@@ -385,12 +385,18 @@ describe('SqliteStorage', () => {
       for (const p of doomed) await expect(p).rejects.toSatisfy(isDiskFull);
       expect(text(s.get('fresh'))).toBe('f');
       expect(s.liveKeyCount()).toBe(3); // small, other, fresh
+      // The failed batch's changes to the segment hashes were taken back in the commit thread: a
+      // later write to the same key carries that thread's hash of its segment to the main thread,
+      // and it must still equal a rebuild from the stored rows.
+      await s.put('fresh', 0, valueObj('f again', 3));
+      expect(await s.checkSegments([0])).toEqual([]);
 
       await s.close();
       const again = openStorage({ maxDataBytes: 64 * 1024 });
       expect(again.get('big')).toBeUndefined();
       expect(text(again.get('small'))).toBe('after');
       expect(again.liveKeyCount()).toBe(3);
+      expect(await again.checkSegments([0])).toEqual([]);
     });
 
     it('rejects pending and later puts with STORAGE_FAILED when the commit thread dies, and keeps serving reads', async () => {
