@@ -264,14 +264,20 @@ async function main(): Promise<void> {
       }
     };
 
+    /** A fixed-length foreground phase (before, baseline, after), on a quiet machine, status polled. */
+    const controlPhase = async (label: string, state: string, prefix: string): Promise<LoadResult> => {
+      await quiet(label);
+      progress(`${label}: foreground puts @${o.concurrency}, ${state}, ${o.duration} s …`);
+      const load = await withPolling(() =>
+        runClosedLoop(fgOp(prefix), { concurrency: o.concurrency, durationMs: o.duration * 1000, warmupMs: o.warmup * 1000, serverPids: otherPids() }),
+      );
+      progress(`${label}: ${describe(load)}`);
+      return load;
+    };
+
     // 0. Before: the same foreground load with every node up and nothing ever queued, so the
     //    delivery window can also be compared with the cluster T returns to (a cross-check).
-    await quiet('before');
-    progress(`before: foreground puts @${o.concurrency}, every node up, nothing pending, ${o.duration} s …`);
-    const beforeLoad = await withPolling(() =>
-      runClosedLoop(fgOp('fg-before'), { concurrency: o.concurrency, durationMs: o.duration * 1000, warmupMs: o.warmup * 1000, serverPids: otherPids() }),
-    );
-    progress(`before: ${describe(beforeLoad)}`);
+    const beforeLoad = await controlPhase('before', 'every node up, nothing pending', 'fg-before');
 
     // 1. Stop T and wait until every other node judges it down.
     progress(`stopping ${T} (${o.stop === 'kill' ? 'kill -9' : 'SIGTERM'}) …`);
@@ -335,12 +341,7 @@ async function main(): Promise<void> {
     if (total(pendingBefore) !== o.hints) throw new Error(`expected ${o.hints} hints pending for ${T}, the stand-ins report ${total(pendingBefore)}: ${JSON.stringify(pendingBefore)}`);
 
     // 3. Baseline: T down, nothing delivered.
-    await quiet('baseline');
-    progress(`baseline: foreground puts @${o.concurrency}, ${T} down, ${o.duration} s …`);
-    const baselineLoad = await withPolling(() =>
-      runClosedLoop(fgOp('fg-base'), { concurrency: o.concurrency, durationMs: o.duration * 1000, warmupMs: o.warmup * 1000, serverPids: otherPids() }),
-    );
-    progress(`baseline: ${describe(baselineLoad)}`);
+    const baselineLoad = await controlPhase('baseline', `${T} down`, 'fg-base');
 
     // 4. Restart T at the start of the measured window and keep the load on until nothing is pending.
     await quiet('delivery');
@@ -431,12 +432,7 @@ async function main(): Promise<void> {
     const tWrites = typeof targetSelf?.writes === 'number' ? targetSelf.writes : 0;
 
     // 5. Control: T up, nothing to deliver.
-    await quiet('after');
-    progress(`after: foreground puts @${o.concurrency}, ${T} up, nothing pending, ${o.duration} s …`);
-    const afterLoad = await withPolling(() =>
-      runClosedLoop(fgOp('fg-after'), { concurrency: o.concurrency, durationMs: o.duration * 1000, warmupMs: o.warmup * 1000, serverPids: otherPids() }),
-    );
-    progress(`after: ${describe(afterLoad)}`);
+    const afterLoad = await controlPhase('after', `${T} up, nothing pending`, 'fg-after');
     fg.close();
 
     const hintsPerSec = completed ? Math.round(o.hints / deliverySec) : 0;
