@@ -11,7 +11,7 @@ import { decodeObject, encodeObject } from './core/version.js';
 import { AntiEntropy } from './antientropy/exchange.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import { Pacer } from './handoff/pacer.js';
-import { HandoffManager } from './handoff/manager.js';
+import { DELIVERY_TIMEOUT_MS, HandoffManager } from './handoff/manager.js';
 import { MemoryHintStore } from './handoff/memory.js';
 import type { HintStore } from './handoff/types.js';
 import { FailureDetector } from './membership/detector.js';
@@ -42,8 +42,8 @@ export interface NodeParts {
 }
 
 const INFO_TIMEOUT_MS = 1000;
-/** Longest a handed-off batch may wait for its turn at this node (senders wait 10 s for a reply). */
-const HANDOFF_MAX_QUEUE_MS = 2000;
+/** Longest a handed-off batch may wait for its turn at this node: well within the sender's deadline. */
+const HANDOFF_MAX_QUEUE_MS = DELIVERY_TIMEOUT_MS / 5;
 
 export class NexusNode {
   readonly ring: Ring;

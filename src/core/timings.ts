@@ -50,9 +50,10 @@ export interface DelaySpec {
 
 export function parseDelaySpec(spec: string): DelaySpec | null {
   if (spec === 'none' || spec === '') return null;
+  const usage = `bad delay "${spec}": use exp:MEAN, const:MS or uniform:LO-HI, in ms from 0 to 60000`;
   const num = (s: string | undefined): number => {
     const n = Number(s);
-    if (s === undefined || s === '' || !Number.isFinite(n) || n < 0 || n > 60_000) throw new Error(`bad delay "${spec}": use exp:MEAN, const:MS or uniform:LO-HI, in ms from 0 to 60000`);
+    if (s === undefined || s === '' || !Number.isFinite(n) || n < 0 || n > 60_000) throw new Error(usage);
     return n;
   };
   const [kind, arg] = spec.split(':', 2);
@@ -71,6 +72,6 @@ export function parseDelaySpec(spec: string): DelaySpec | null {
       return { spec, sample: (u) => lo! + u * (hi! - lo!) };
     }
     default:
-      throw new Error(`bad delay "${spec}": use exp:MEAN, const:MS or uniform:LO-HI, in ms from 0 to 60000`);
+      throw new Error(usage);
   }
 }

@@ -40,7 +40,7 @@ export interface HandoffStats {
   inProgress: string[];
 }
 
-const DELIVERY_TIMEOUT_MS = 10_000;
+export const DELIVERY_TIMEOUT_MS = 10_000;
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
 export class HandoffManager {
