@@ -125,8 +125,19 @@ export class SegmentHashes {
 
   /** Sets segment i's hash. */
   setSegment(i: number, hash: Uint8Array): void {
+    this.setSegmentFrom(i, hash, 0);
+  }
+
+  /**
+   * Sets segment i's hash to the 16 bytes of `src` at `offset`. A byte loop, not a subarray and
+   * TypedArray set: this runs for every segment every commit changes, and those cost an object
+   * and a call into the runtime each.
+   */
+  setSegmentFrom(i: number, src: Uint8Array, offset: number): void {
     this.checkIndex(i);
-    this.buf.set(hash.subarray(0, HASH_BYTES), i * HASH_BYTES);
+    if (offset < 0 || offset + HASH_BYTES > src.length) throw new RangeError(`no ${HASH_BYTES}-byte hash at offset ${offset} of ${src.length} bytes`);
+    const off = i * HASH_BYTES;
+    for (let j = 0; j < HASH_BYTES; j++) this.buf[off + j] = src[offset + j]!;
   }
 
   /** A copy of segment i's hash. */

@@ -59,32 +59,37 @@ export interface CommitWorkerConfig {
  * (this file cannot import it; test/unit/antientropy.test.ts holds the two equal).
  */
 export function contribution(key: string, obj: Uint8Array): Buffer {
-  return Buffer.from(contributionLatin1(key, obj), 'latin1');
+  return Buffer.from(contributionDigest(key, obj), 'latin1').subarray(0, 16);
 }
 
 /**
- * The contribution as a string of 16 latin1 characters, one per byte. The digest comes out as a
- * string because a Buffer result costs a fresh ArrayBuffer per call: measured here, 1.24 µs per
- * hash with Buffer output against 0.39 µs with latin1 output written into a reused buffer.
+ * The whole SHA-256 digest as a string of 32 latin1 characters, one per byte (the contribution is
+ * its first 16). The digest comes out as a string because a Buffer result costs a fresh
+ * ArrayBuffer per call: measured here, 1.24 µs per hash with Buffer output against 0.39 µs with
+ * latin1 output copied into a reused buffer.
  */
-function contributionLatin1(key: string, obj: Uint8Array): string {
+function contributionDigest(key: string, obj: Uint8Array): string {
   // Small inputs (nearly every write) are laid out in one scratch buffer and hashed with the
   // one-shot crypto.hash: half the cost of a Hash object with three updates.
   if (obj.length + 4 + 3 * key.length <= scratch.length) {
     const n = scratch.write(key, 4, 'utf8');
     scratch.writeUInt32BE(n, 0);
     scratch.set(obj, 4 + n);
-    return hash('sha256', scratch.subarray(0, 4 + n + obj.length), 'binary').slice(0, 16);
+    return hash('sha256', scratch.subarray(0, 4 + n + obj.length), 'binary');
   }
   const len = Buffer.alloc(4);
   len.writeUInt32BE(Buffer.byteLength(key, 'utf8'));
-  return createHash('sha256').update(len).update(key, 'utf8').update(obj).digest('binary').slice(0, 16);
+  return createHash('sha256').update(len).update(key, 'utf8').update(obj).digest('binary');
 }
 const scratch = Buffer.alloc(64 * 1024);
 
-/** Writes the contribution into `out` (16 bytes) and returns `out`: no allocation per row. */
+/**
+ * Writes the contribution into `out` (16 bytes) and returns `out`: no allocation per row, and a
+ * loop rather than Buffer#write, which calls into C++ for 16 bytes.
+ */
 function contributionInto(key: string, obj: Uint8Array, out: Buffer): Buffer {
-  out.write(contributionLatin1(key, obj), 0, 16, 'latin1');
+  const digest = contributionDigest(key, obj);
+  for (let i = 0; i < 16; i++) out[i] = digest.charCodeAt(i);
   return out;
 }
 
@@ -123,30 +128,32 @@ export const SEGMENT_RECORD = 24;
 /** Longest time between segment checkpoints (while commits keep coming). */
 const CHECKPOINT_MS = 10_000;
 
-/** Segment numbers are below 2^20 (SEGMENTS_MAX), so this packs (partition, segment) in one number. */
-const SEGMENT_SLOTS = 2 ** 20;
-
 /**
  * The segment hashes of the committed rows, in memory: one buffer of segments × 16 bytes per
  * partition (few large objects, so little for the garbage collector to walk). `dirty` holds the
- * partitions changed since the last checkpoint; the undo log keeps the old bytes of each slot the
- * current transaction changed, so a failed transaction can be taken back.
+ * partitions changed since the last checkpoint.
+ *
+ * The current transaction's changes are logged in order as (partition, segment, 16-byte XOR
+ * delta), one entry per change: a slot changed twice is logged twice. XOR makes that enough for
+ * everything: replaying the deltas (the journal, at open) or XORing them out again (rollback, in
+ * any order) gives the right bytes, and the slots to report to the main thread are the logged ones.
  *
  * This runs for every row of every commit, inside the transaction, so it allocates nothing per
- * row: a slot's first change in a transaction is found by a per-partition generation mark (not
- * a Map of slots), and old bytes go into one reused buffer (not a Buffer per slot).
+ * row, calls nothing outside JavaScript and touches as little memory as it can: a profile of
+ * loaded nodes showed Buffer#copy and subarray (a call into the runtime and a new object each)
+ * costing more than the SHA-256 of the row, and a per-segment mark array (to log a slot only once)
+ * cost a cache miss per row.
  */
 class SegmentTable {
-  private readonly parts = new Map<number, Part>();
+  /** Hashes by partition number (partitions are few and numbered from 0). */
+  private readonly parts: Array<Buffer | undefined> = [];
   private readonly dirty = new Set<number>();
   /** Partitions the current transaction made dirty (they were clean before it). */
   private newlyDirty: number[] = [];
-  /** The current transaction's number: a slot whose mark equals it is in the undo log already. */
-  private generation = 1;
-  /** Slots (partition × SEGMENT_SLOTS + segment) changed by the current transaction, in order… */
-  private undoSlots: number[] = [];
-  /** …and their bytes before it, 16 per slot. */
-  private undoBytes = Buffer.alloc(64 * 16);
+  /** The current transaction's changes, in order, as (partition, segment) pairs… */
+  private log: number[] = [];
+  /** …and the delta each XORed in, 16 bytes per change. */
+  private deltas = new Uint8Array(64 * 16);
   /** Reused for the journal row's blob. */
   private deltaScratch = Buffer.alloc(64 * SEGMENT_RECORD);
 
@@ -156,18 +163,33 @@ class SegmentTable {
     replayed: number[],
   ) {
     if (segments === 0) return;
-    for (const [p, h] of initial) if (h.length === segments * 16) this.part(p).hashes.set(h);
+    for (const [p, h] of initial) if (h.length === segments * 16) this.part(p).set(h);
     for (const p of replayed) this.dirty.add(p);
   }
 
+  /** XORs `h` (16 bytes) into a segment. */
   xor(partition: number, segment: number, h: Uint8Array): void {
-    const buf = this.touch(partition, segment);
+    const buf = this.part(partition);
     const off = segment * 16;
-    for (let i = 0; i < 16; i++) buf[off + i] = buf[off + i]! ^ h[i]!;
+    const at = this.logChange(partition, segment);
+    const deltas = this.deltas;
+    for (let i = 0; i < 16; i++) {
+      const d = h[i]!;
+      buf[off + i] = buf[off + i]! ^ d;
+      deltas[at + i] = d;
+    }
   }
 
+  /** Sets a segment's hash to `h` (16 bytes). */
   set(partition: number, segment: number, h: Uint8Array): void {
-    this.touch(partition, segment).set(h.subarray(0, 16), segment * 16);
+    const buf = this.part(partition);
+    const off = segment * 16;
+    const at = this.logChange(partition, segment);
+    const deltas = this.deltas;
+    for (let i = 0; i < 16; i++) {
+      deltas[at + i] = buf[off + i]! ^ h[i]!;
+      buf[off + i] = h[i]!;
+    }
   }
 
   get dirtyCount(): number {
@@ -176,29 +198,30 @@ class SegmentTable {
 
   /**
    * The slots the current transaction changed, with their new hashes (see FromWorker `segs`), in
-   * a buffer of its own: it is transferred to the main thread, not copied. (Buffer.alloc never
-   * takes from the shared pool, so the whole ArrayBuffer is this one's.)
+   * a buffer of its own: it is transferred to the main thread, not copied. (A fresh Uint8Array
+   * owns its whole ArrayBuffer, which a pooled Buffer would not.) A slot changed twice appears
+   * twice, both times with its final hash.
    */
   packChanged(): Uint8Array | undefined {
-    if (this.undoSlots.length === 0) return undefined;
-    return this.pack(Buffer.alloc(this.undoSlots.length * SEGMENT_RECORD), (cur, _old, out, at) => cur.copy(out, at, 0, 16));
+    if (this.log.length === 0) return undefined;
+    return this.pack(new Uint8Array((this.log.length / 2) * SEGMENT_RECORD), false);
   }
 
   /**
-   * The XOR delta of every slot the current transaction changed: the journal row's blob. A view
-   * of a reused buffer, valid until the next call (SQLite copies it when it binds it).
+   * The current transaction's deltas: the journal row's blob. A view of a reused buffer, valid
+   * until the next call (SQLite copies it when it binds it).
    */
   packDeltas(): Buffer {
-    const bytes = this.undoSlots.length * SEGMENT_RECORD;
+    const bytes = (this.log.length / 2) * SEGMENT_RECORD;
     if (bytes > this.deltaScratch.length) this.deltaScratch = Buffer.alloc(Math.max(bytes, 2 * this.deltaScratch.length));
-    return this.pack(this.deltaScratch.subarray(0, bytes), (cur, old, out, at) => {
-      for (let i = 0; i < 16; i++) out[at + i] = cur[i]! ^ old[i]!;
-    });
+    const out = this.deltaScratch.subarray(0, bytes);
+    this.pack(out, true);
+    return out;
   }
 
   /** Writes every partition with a segment changed since the last checkpoint through `write`. */
   checkpoint(write: (partition: number, hashes: Buffer) => void): void {
-    for (const p of this.dirty) write(p, this.part(p).hashes);
+    for (const p of this.dirty) write(p, this.part(p));
   }
 
   /** The transaction committed; `checkpointed`: its checkpoint too. */
@@ -208,75 +231,75 @@ class SegmentTable {
   }
 
   rollback(): void {
-    for (let i = this.undoSlots.length - 1; i >= 0; i--) {
-      const [p, seg] = unpack(this.undoSlots[i]!);
-      this.undoBytes.copy(this.part(p).hashes, seg * 16, i * 16, i * 16 + 16);
+    const log = this.log;
+    for (let i = 0; i < log.length / 2; i++) {
+      const buf = this.part(log[2 * i]!);
+      const off = log[2 * i + 1]! * 16;
+      for (let j = 0; j < 16; j++) buf[off + j] = buf[off + j]! ^ this.deltas[i * 16 + j]!;
     }
     for (const p of this.newlyDirty) this.dirty.delete(p);
     this.endTransaction();
   }
 
   private endTransaction(): void {
-    this.undoSlots = [];
+    this.log = [];
     this.newlyDirty = [];
-    if (++this.generation === 2 ** 32) {
-      // The marks are 32-bit: start over rather than let an old mark match a new generation.
-      for (const part of this.parts.values()) part.marks.fill(0);
-      this.generation = 1;
-    }
   }
 
-  /** One 24-byte record per changed slot: u32 partition, u32 segment, then `fill`'s 16 bytes. */
-  private pack(out: Buffer, fill: (current: Buffer, old: Buffer, out: Buffer, at: number) => void): Buffer {
-    this.undoSlots.forEach((slot, i) => {
-      const [p, seg] = unpack(slot);
+  /**
+   * One 24-byte record per logged change into `out`: u32 partition, u32 segment (big-endian), then
+   * with `delta` the change's delta, otherwise the slot's current hash.
+   */
+  private pack<T extends Uint8Array>(out: T, delta: boolean): T {
+    const log = this.log;
+    const deltas = this.deltas;
+    for (let i = 0; i < log.length / 2; i++) {
+      const p = log[2 * i]!;
+      const seg = log[2 * i + 1]!;
       const at = i * SEGMENT_RECORD;
-      out.writeUInt32BE(p, at);
-      out.writeUInt32BE(seg, at + 4);
-      fill(this.part(p).hashes.subarray(seg * 16, seg * 16 + 16), this.undoBytes.subarray(i * 16, i * 16 + 16), out, at + 8);
-    });
+      writeU32BE(out, at, p);
+      writeU32BE(out, at + 4, seg);
+      if (delta) for (let j = 0; j < 16; j++) out[at + 8 + j] = deltas[i * 16 + j]!;
+      else {
+        const cur = this.part(p);
+        const from = seg * 16;
+        for (let j = 0; j < 16; j++) out[at + 8 + j] = cur[from + j]!;
+      }
+    }
     return out;
   }
 
-  private part(partition: number): Part {
-    let part = this.parts.get(partition);
-    if (part === undefined) {
-      part = { hashes: Buffer.alloc(this.segments * 16), marks: new Uint32Array(this.segments) };
-      this.parts.set(partition, part);
+  private part(partition: number): Buffer {
+    let hashes = this.parts[partition];
+    if (hashes === undefined) {
+      hashes = Buffer.alloc(this.segments * 16);
+      this.parts[partition] = hashes;
     }
-    return part;
+    return hashes;
   }
 
-  /** Records the slot's old bytes the first time this transaction changes it; returns its partition's hashes. */
-  private touch(partition: number, segment: number): Buffer {
-    const part = this.part(partition);
-    if (part.marks[segment] !== this.generation) {
-      part.marks[segment] = this.generation;
-      const i = this.undoSlots.length;
-      if ((i + 1) * 16 > this.undoBytes.length) {
-        const grown = Buffer.alloc(this.undoBytes.length * 2);
-        this.undoBytes.copy(grown);
-        this.undoBytes = grown;
-      }
-      part.hashes.copy(this.undoBytes, i * 16, segment * 16, segment * 16 + 16);
-      this.undoSlots.push(partition * SEGMENT_SLOTS + segment);
-      if (!this.dirty.has(partition)) {
-        this.dirty.add(partition);
-        this.newlyDirty.push(partition);
-      }
+  /** Appends a change to the log; returns where its delta goes in `deltas`. */
+  private logChange(partition: number, segment: number): number {
+    const at = (this.log.length / 2) * 16;
+    if (at + 16 > this.deltas.length) {
+      const grown = new Uint8Array(this.deltas.length * 2);
+      grown.set(this.deltas);
+      this.deltas = grown;
     }
-    return part.hashes;
+    this.log.push(partition, segment);
+    if (!this.dirty.has(partition)) {
+      this.dirty.add(partition);
+      this.newlyDirty.push(partition);
+    }
+    return at;
   }
 }
 
-interface Part {
-  hashes: Buffer;
-  /** Per segment: the generation of the transaction that last logged it for undo. */
-  marks: Uint32Array;
-}
-
-function unpack(slot: number): [partition: number, segment: number] {
-  return [Math.floor(slot / SEGMENT_SLOTS), slot % SEGMENT_SLOTS];
+function writeU32BE(out: Uint8Array, at: number, v: number): void {
+  out[at] = v >>> 24;
+  out[at + 1] = (v >>> 16) & 0xff;
+  out[at + 2] = (v >>> 8) & 0xff;
+  out[at + 3] = v & 0xff;
 }
 
 function describe(err: unknown): { code: string; message: string } {

@@ -25,7 +25,7 @@ import { HintMirror } from '../handoff/mirror.js';
 import type { Hint, HintStore } from '../handoff/types.js';
 import { SEGMENTS_DEFAULT, SegmentHashes, validateSegments } from '../antientropy/segments.js';
 // Importing the worker module runs nothing here: it starts only on a worker thread.
-import { FRESH, REAP, UNREAP, type CommitRow, type CommitWorkerConfig, type FromWorker, type HintRow, type ToWorker } from './sqlite-worker.js';
+import { FRESH, REAP, SEGMENT_RECORD, UNREAP, type CommitRow, type CommitWorkerConfig, type FromWorker, type HintRow, type ToWorker } from './sqlite-worker.js';
 import { decodeStored, ensureSchema, recoverSegments } from './sqlite-schema.js';
 import { StagedStorage, type StagedInit, type StagedWrite } from './staging.js';
 import type { KeyHash, SqliteStorageOptions, Storage } from './types.js';
@@ -445,8 +445,10 @@ export class SqliteStorage extends StagedStorage implements Storage {
 
   /** Takes the new hashes of the segments a commit changed (see FromWorker `segs`). */
   private applyCommittedSegments(segs: Uint8Array): void {
-    const b = Buffer.from(segs.buffer, segs.byteOffset, segs.byteLength);
-    for (let off = 0; off + 24 <= b.length; off += 24) this.hashesOf(b.readUInt32BE(off)).setSegment(b.readUInt32BE(off + 4), b.subarray(off + 8, off + 24));
+    // Read in place: `segs.buffer` (to wrap it in a Buffer) is a call into V8's runtime, which
+    // the profile of a loaded node showed at ~1% of its main thread.
+    for (let off = 0; off + SEGMENT_RECORD <= segs.length; off += SEGMENT_RECORD)
+      this.hashesOf(readU32BE(segs, off)).setSegmentFrom(readU32BE(segs, off + 4), segs, off + 8);
   }
 
   private onWorkerExit(code: number): void {
@@ -500,4 +502,8 @@ export function storageFailure(err: unknown, doing: string): NexusError {
   else if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) cause = 'database is locked (is another process using it?)';
   const message = cause === '' ? `${doing} failed: ${detail}` : `${cause}: ${doing} failed (${detail})`;
   return new NexusError(ErrorCodes.STORAGE_FAILED, message, code === '' ? undefined : { code });
+}
+
+function readU32BE(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 }
