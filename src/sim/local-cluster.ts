@@ -33,22 +33,44 @@ export interface ClusterOptions {
   keep?: boolean;
 }
 
-/** Ports that were free a moment ago: bind port 0 on 127.0.0.1 K times at once, then release. */
+/**
+ * K distinct ports on 127.0.0.1 that were free a moment ago (each was bound, then released).
+ *
+ * They are drawn at random from below the kernel's ephemeral range, not by binding port 0: a port
+ * from that range can be taken, between our release and the node's listen, as the local end of
+ * any outgoing connection on the machine — which made a test fail with EADDRINUSE. Below the
+ * range only another listener asking for that very port can collide.
+ */
 export async function freePorts(k: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: k },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  return ports;
+  const low = 10_000;
+  const high = Math.max(low + 1000, ephemeralStart()) - 1;
+  const held: Array<ReturnType<typeof createServer>> = [];
+  try {
+    for (let attempts = 0; held.length < k; attempts++) {
+      if (attempts >= 200 * k) throw new Error(`found only ${held.length} of ${k} free ports in ${low}–${high}`);
+      const port = low + Math.floor(Math.random() * (high - low + 1));
+      const s = await new Promise<ReturnType<typeof createServer> | undefined>((resolve) => {
+        const srv = createServer();
+        srv.once('error', () => resolve(undefined));
+        srv.listen(port, '127.0.0.1', () => resolve(srv));
+      });
+      if (s !== undefined) held.push(s); // held until all are found, so no port is drawn twice
+    }
+    return held.map((s) => (s.address() as AddressInfo).port);
+  } finally {
+    await Promise.all(held.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
+}
+
+/** The first port of the kernel's ephemeral range (Linux), or the IANA default elsewhere. */
+function ephemeralStart(): number {
+  try {
+    const first = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(first) && first > 1024) return first;
+  } catch {
+    // not Linux: fall through
+  }
+  return 49_152;
 }
 
 export class LocalCluster {

@@ -20,6 +20,7 @@ import { dial, dialerProof, serverProof } from '../../src/transport/handshake.js
 import { Link } from '../../src/transport/link.js';
 import { MemoryNetwork } from '../../src/transport/memory.js';
 import { PROTOCOL_VERSION, type Hello, type Request } from '../../src/transport/protocol.js';
+import { freePorts } from '../../src/sim/local-cluster.js';
 import type { Origin, RequestHandler, Transport } from '../../src/transport/types.js';
 import { WsTransport, type WsTransportOptions } from '../../src/transport/ws.js';
 
@@ -27,15 +28,9 @@ import { WsTransport, type WsTransportOptions } from '../../src/transport/ws.js'
 
 const HOST = '127.0.0.1';
 
+/** A port on 127.0.0.1 that was free a moment ago (see freePorts: not from the ephemeral range). */
 async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, HOST, () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
+  return (await freePorts(1))[0]!;
 }
 
 /** Polls `check` until it holds; fails naming `what` after `timeoutMs`. */

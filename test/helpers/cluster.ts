@@ -4,25 +4,19 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { NexusClient, type ClientOptions } from '../../src/client/client.js';
 import { Ring } from '../../src/ring/index.js';
+import { freePorts } from '../../src/sim/local-cluster.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
 const BIN = join(ROOT, 'bin/nexus');
 
+/** A port on 127.0.0.1 that was free a moment ago (see freePorts: not from the ephemeral range). */
 export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
+  return (await freePorts(1))[0]!;
 }
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
