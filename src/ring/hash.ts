@@ -13,9 +13,10 @@ export function partitionOf(key: string, partitions: number): number {
   if (!Number.isInteger(partitions) || partitions < 1 || partitions > 65536 || (partitions & (partitions - 1)) !== 0)
     throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `partitions must be a power of two up to 65536, got ${partitions}`);
   // The one-shot crypto.hash, on every request: 1.0 µs here against 2.6 µs for a Hash object.
-  // Its digest comes out as latin1 (one char per byte) rather than as a Buffer, which would cost
-  // a fresh ArrayBuffer per call; the first four bytes, big-endian, are the 32-bit hash.
-  const d = hash('md5', key, 'latin1');
+  // Its digest comes out as a 'binary' (latin1) string, one char per byte, rather than as a
+  // Buffer, which would cost a fresh ArrayBuffer per call; its first four bytes, big-endian, are
+  // the 32-bit hash.
+  const d = hash('md5', key, 'binary');
   const top = ((d.charCodeAt(0) << 24) | (d.charCodeAt(1) << 16) | (d.charCodeAt(2) << 8) | d.charCodeAt(3)) >>> 0;
   // Division by a power of two is exact in doubles; unlike `>>> (32 - bits)` it also works for Q = 1.
   return Math.floor(top / (HASH_SPACE / partitions));
