@@ -7,7 +7,7 @@ import { ErrorCodes, NexusError } from './core/errors.js';
 import { LoadMonitor } from './core/load.js';
 import { createLogger, type Logger } from './core/log.js';
 import { nodeTimings, parseDelaySpec, type DelaySpec, type NodeTimings } from './core/timings.js';
-import { decodeObject, encodeObject } from './core/version.js';
+import { decodeObject } from './core/version.js';
 import { AntiEntropy } from './antientropy/exchange.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import { Pacer } from './handoff/pacer.js';
@@ -237,8 +237,7 @@ export class NexusNode {
       }
       case 'rget': {
         requirePeer(origin, msg.t);
-        const local = this.coordinator.localState(msg.key);
-        return { obj: local ? encodeObject(local) : null } satisfies Replies['rget'];
+        return { obj: this.coordinator.localEncoded(msg.key) } satisfies Replies['rget'];
       }
       case 'info':
         return this.info();

@@ -284,6 +284,14 @@ export class Coordinator {
     return own ? merge(own, hinted) : hinted;
   }
 
+  /** `localState`, encoded (null when none): a peer's read, answered from the stored encoding when no hint adds to it. */
+  localEncoded(key: string): Uint8Array | null {
+    const hinted = this.d.hints.hintedState(key);
+    if (!hinted) return this.d.replica.readEncoded(key);
+    const own = this.d.replica.read(key);
+    return encodeObject(own ? merge(own, hinted) : hinted);
+  }
+
   /** Sends the merged state to every replica whose reply was missing or stale. Fire and forget. */
   private readRepair(key: string, partition: number, quorum: GetQuorum, primaries: readonly string[]): void {
     const final = quorum.merged();

@@ -41,6 +41,11 @@ export class Replica {
     return this.storage.get(key);
   }
 
+  /** `read`, encoded (null when the key was never stored). */
+  readEncoded(key: string): Uint8Array | null {
+    return this.storage.getEncoded(key);
+  }
+
   /**
    * Merges an object from another node into the local state and resolves once the result is
    * durable. Merging is idempotent, so a repeated delivery changes nothing.

@@ -15,6 +15,9 @@ export interface Storage {
    */
   get(key: string): VersionedObject | undefined;
 
+  /** `get`'s state as `encodeObject` bytes (null when none), reusing an encoding already made. */
+  getEncoded(key: string): Buffer | null;
+
   /**
    * Stages `obj` as the key's new state and resolves once it is durable. Writes staged in the same
    * tick are committed together in one transaction (group commit) before any of them resolves

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, NexusError } from '../../src/core/errors.js';
-import { emptyObject, update, type VersionedObject } from '../../src/core/version.js';
+import { emptyObject, encodeObject, update, type VersionedObject } from '../../src/core/version.js';
 import { keyObjectHash, SegmentHashes, segmentOf } from '../../src/antientropy/segments.js';
 import { MemoryStorage, SqliteStorage, type Storage } from '../../src/storage/index.js';
 
@@ -83,6 +83,30 @@ function storageContract(makeHarness: () => Harness): void {
       expect(got.siblings.every((x) => x.value instanceof Uint8Array)).toBe(true);
       expect(got.siblings.map((x) => new TextDecoder().decode(x.value!))).toEqual(['x', 'y']);
       expect(s.get('t')!.siblings).toEqual([{ actor: 'a', counter: 1, value: null }]);
+    });
+
+    it('gives the encoding of what get sees: staged, committed, overwritten, deleted, collected, or null', async () => {
+      const encoded = (k: string): string | null => {
+        const b = s.getEncoded(k);
+        return b === null ? null : Buffer.from(b).toString('hex');
+      };
+      const expected = (o: VersionedObject | undefined): string | null => (o === undefined ? null : encodeObject(o).toString('hex'));
+      expect(encoded('nope')).toBeNull();
+      const first = valueObj('x');
+      const landed = s.put('k', 0, first);
+      expect(encoded('k')).toBe(expected(first)); // staged
+      await landed;
+      expect(encoded('k')).toBe(expected(first)); // committed (and cached)
+      expect(encoded('k')).toBe(expected(s.get('k')));
+      const second = update(first, first.vv, 'b', 2, enc('y'));
+      await s.put('k', 0, second);
+      expect(encoded('k')).toBe(expected(second)); // the cache follows the overwrite
+      const dead = tombstone(3);
+      await s.put('d', 1, dead);
+      expect(encoded('d')).toBe(expected(dead));
+      expect(await s.collect('d', 1, dead)).toBe(true);
+      expect(encoded('d')).toBeNull(); // collected: get sees nothing either
+      expect(s.get('d')).toBeUndefined();
     });
 
     it('shows a staged write to get before the put resolves', async () => {
