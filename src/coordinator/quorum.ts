@@ -95,11 +95,20 @@ export class GetQuorum extends QuorumCore<VersionedObject | undefined> {
     return this.counted;
   }
 
-  /** The merge of the replies so far: what the client gets, and what its context covers. */
+  /** Replies folded into `acc` so far (results are only ever appended, in arrival order). */
+  private folded = 0;
+  private acc: VersionedObject = emptyObject();
+
+  /**
+   * The merge of the replies so far: what the client gets, and what its context covers. Each
+   * reply is merged in once: the answer at R replies and the read repair after the last one
+   * both ask for it.
+   */
   merged(): VersionedObject {
-    let out = emptyObject();
-    for (const obj of this.results.values()) if (obj) out = merge(out, obj);
-    return out;
+    let i = 0;
+    for (const obj of this.results.values()) if (i++ >= this.folded && obj) this.acc = merge(this.acc, obj);
+    this.folded = this.results.size;
+    return this.acc;
   }
 
   /** Replicas whose reply differs from `final` (missing or stale): read repair sends them `final`. */
