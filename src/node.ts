@@ -237,7 +237,7 @@ export class NexusNode {
       }
       case 'rget': {
         requirePeer(origin, msg.t);
-        return { obj: this.coordinator.localEncoded(msg.key) } satisfies Replies['rget'];
+        return { obj: this.coordinator.localEncoded(msg.key)?.bytes ?? null } satisfies Replies['rget'];
       }
       case 'info':
         return this.info();

@@ -26,6 +26,7 @@ import { selectReplicas, type ReplicaChoice, type Ring } from '../ring/index.js'
 import type { NodeIdentity } from '../replica/identity.js';
 import type { Replica } from '../replica/replica.js';
 import type { GetRequest, PutRequest, Replies } from '../transport/protocol.js';
+import type { EncodedState } from '../storage/types.js';
 import type { Transport } from '../transport/types.js';
 import { GetQuorum, PutQuorum } from './quorum.js';
 
@@ -224,16 +225,19 @@ export class Coordinator {
       // At the deadline: answer with what arrived (or fail), then repair from whatever did.
       const timer = this.d.clock.setTimeout(() => (answer(), repair()), Math.max(0, deadline - this.d.clock.now()));
       const started = performance.now();
+      // This node's state and its encoding, when it is in the plan: a peer's reply with the same
+      // bytes is the same state, taken without decoding it (replicas in sync, the usual case).
+      const local = plan.some((c) => c.node === self) ? this.localEncoded(req.key) : undefined;
       for (const { node } of plan) {
         if (node === self) {
-          quorum.reply(self, this.localState(req.key));
+          quorum.reply(self, local?.obj);
           continue;
         }
         this.d.transport.request(node, { t: 'rget', key: req.key }, Math.max(1, deadline - this.d.clock.now())).then(
           (res) => {
             this.d.timings?.rget.push(performance.now() - started);
             try {
-              quorum.reply(node, res.obj ? decodeObject(res.obj) : undefined);
+              quorum.reply(node, !res.obj ? undefined : local !== undefined && sameBytes(res.obj, local.bytes) ? local.obj : decodeObject(res.obj));
             } catch (e) {
               quorum.fail(node, NexusError.from(e).toWire());
             }
@@ -276,20 +280,16 @@ export class Coordinator {
     };
   }
 
-  /** What this node holds for a key: its replica's state merged with any hints it keeps for it. */
-  localState(key: string): VersionedObject | undefined {
-    const own = this.d.replica.read(key);
-    const hinted = this.d.hints.hintedState(key);
-    if (!hinted) return own;
-    return own ? merge(own, hinted) : hinted;
-  }
-
-  /** `localState`, encoded (null when none): a peer's read, answered from the stored encoding when no hint adds to it. */
-  localEncoded(key: string): Uint8Array | null {
+  /**
+   * What this node holds for a key — its replica's state merged with any hints it keeps for it —
+   * with that state's encoding, taken from storage when no hint adds to the stored state.
+   */
+  localEncoded(key: string): EncodedState | undefined {
     const hinted = this.d.hints.hintedState(key);
     if (!hinted) return this.d.replica.readEncoded(key);
     const own = this.d.replica.read(key);
-    return encodeObject(own ? merge(own, hinted) : hinted);
+    const obj = own ? merge(own, hinted) : hinted;
+    return { obj, bytes: encodeObject(obj) };
   }
 
   /** Sends the merged state to every replica whose reply was missing or stale. Fire and forget. */
@@ -364,6 +364,12 @@ function unserved(primaries: readonly string[], plan: readonly ReplicaChoice[]):
 
 function strictError(up: number, n: number, needed: number, what: 'R' | 'W'): NexusError {
   return new NexusError(ErrorCodes.QUORUM_NOT_MET, `strict quorum not met: ${up} of ${n} primaries up, ${what}=${needed} needs ${needed}`);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function toReply(obj: VersionedObject): Replies['get'] {

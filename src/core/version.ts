@@ -73,6 +73,7 @@ function compareSiblings(x: Sibling, y: Sibling): number {
  * other side has seen but no longer holds was superseded there, so it goes.
  */
 export function merge(a: VersionedObject, b: VersionedObject): VersionedObject {
+  if (a === b) return a; // idempotent; objects are never changed in place
   // Both sibling lists are sorted by dot, so one pass pairs them up (no sets of dot strings, no
   // sort): a dot on both sides stays once; a dot on one side stays unless the other has seen it.
   const as = sortedSiblings(a.siblings);

@@ -11,7 +11,7 @@ import {
   type VersionVector,
   type VersionedObject,
 } from '../core/version.js';
-import type { Storage } from '../storage/types.js';
+import type { EncodedState, Storage } from '../storage/types.js';
 import type { NodeIdentity } from './identity.js';
 
 export interface CoordinatedWrite {
@@ -41,8 +41,8 @@ export class Replica {
     return this.storage.get(key);
   }
 
-  /** `read`, encoded (null when the key was never stored). */
-  readEncoded(key: string): Uint8Array | null {
+  /** `read`, with the state's encoding (undefined when the key was never stored). */
+  readEncoded(key: string): EncodedState | undefined {
     return this.storage.getEncoded(key);
   }
 

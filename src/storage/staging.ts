@@ -20,7 +20,7 @@ import { LRUCache } from 'lru-cache';
 import { SegmentHashes, segmentOf } from '../antientropy/segments.js';
 import { ErrorCodes, NexusError } from '../core/errors.js';
 import { encodeObject, isDeleted, sameState, type VersionedObject } from '../core/version.js';
-import type { KeyHash, Storage } from './types.js';
+import type { EncodedState, KeyHash, Storage } from './types.js';
 
 /** One key's staged state, waiting for the next group commit. */
 export interface StagedWrite {
@@ -206,21 +206,22 @@ export abstract class StagedStorage implements Storage {
   }
 
   /**
-   * The key's state as `encodeObject` bytes, or null when it has none: what `get` sees, without
+   * What `get` sees, with its `encodeObject` bytes (undefined when the key has no state), without
    * encoding it again when the staged write or the cache already holds its encoding. A read only:
    * unlike `get`, it does not prepare a following put of the key.
    */
-  getEncoded(key: string): Buffer | null {
+  getEncoded(key: string): EncodedState | undefined {
     this.assertOpen();
     const staged = this.staged.get(key);
-    if (staged !== undefined) return staged.obj === undefined ? null : staged.bytes;
+    if (staged !== undefined) return staged.obj === undefined ? undefined : { obj: staged.obj, bytes: staged.bytes };
     let hit = this.cache.get(key);
     if (hit === undefined) {
       const obj = this.readCommitted(key);
-      if (obj === undefined) return null;
+      if (obj === undefined) return undefined;
       hit = this.remember(key, obj, undefined);
     }
-    return (hit.bytes ??= encodeObject(hit.obj));
+    hit.bytes ??= encodeObject(hit.obj);
+    return hit as EncodedState;
   }
 
   put(key: string, partition: number, obj: VersionedObject): Promise<void> {

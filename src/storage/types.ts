@@ -4,6 +4,12 @@
 import type { SegmentHashes } from '../antientropy/segments.js';
 import type { VersionedObject } from '../core/version.js';
 
+/** A key's state and its encoding (`encodeObject`); neither may be changed. */
+export interface EncodedState {
+  readonly obj: VersionedObject;
+  readonly bytes: Buffer;
+}
+
 /** A key and what its state contributes to its segment hash (16 bytes). */
 export type KeyHash = [key: string, hash: Buffer];
 
@@ -15,8 +21,8 @@ export interface Storage {
    */
   get(key: string): VersionedObject | undefined;
 
-  /** `get`'s state as `encodeObject` bytes (null when none), reusing an encoding already made. */
-  getEncoded(key: string): Buffer | null;
+  /** `get`'s state with its `encodeObject` bytes (undefined when none), reusing an encoding already made. */
+  getEncoded(key: string): EncodedState | undefined;
 
   /**
    * Stages `obj` as the key's new state and resolves once it is durable. Writes staged in the same

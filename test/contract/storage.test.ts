@@ -87,8 +87,10 @@ function storageContract(makeHarness: () => Harness): void {
 
     it('gives the encoding of what get sees: staged, committed, overwritten, deleted, collected, or null', async () => {
       const encoded = (k: string): string | null => {
-        const b = s.getEncoded(k);
-        return b === null ? null : Buffer.from(b).toString('hex');
+        const e = s.getEncoded(k);
+        if (e === undefined) return null;
+        expect(e.obj).toEqual(s.get(k)); // the state get sees, with its encoding
+        return Buffer.from(e.bytes).toString('hex');
       };
       const expected = (o: VersionedObject | undefined): string | null => (o === undefined ? null : encodeObject(o).toString('hex'));
       expect(encoded('nope')).toBeNull();
