@@ -110,7 +110,9 @@ export class Coordinator {
     const commits = this.d.timings?.commit;
     if (own && commits) own.durable.then(() => commits.push(performance.now() - started), () => {});
     const write: CoordinatedObject = own ?? this.standInWrite(req.key, ctx, req.value);
-    const encoded = encodeObject(write.obj);
+    // Staging the own write encoded it already: send those bytes rather than encoding again.
+    const staged = own ? this.d.replica.readEncoded(req.key) : undefined;
+    const encoded = staged !== undefined && staged.obj === write.obj ? staged.bytes : encodeObject(write.obj);
     // The answer's context covers what the client had seen plus its own write, never siblings it
     // has not seen (a write with it must not discard those).
     const answerCtx = encodeContext(joinVV(ctx, { [write.actor]: write.counter }));
