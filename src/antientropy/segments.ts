@@ -123,11 +123,6 @@ export class SegmentHashes {
     for (let i = 0; i < HASH_BYTES; i++) this.buf[off + i] = this.buf[off + i]! ^ delta[i]!;
   }
 
-  /** Sets segment i's hash. */
-  setSegment(i: number, hash: Uint8Array): void {
-    this.setSegmentFrom(i, hash, 0);
-  }
-
   /**
    * Sets segment i's hash to the 16 bytes of `src` at `offset`. A byte loop, not a subarray and
    * TypedArray set: this runs for every segment every commit changes, and those cost an object
