@@ -12,8 +12,8 @@
 // Everything here is pure; storage decides where the hashes live (one blob, or one row per
 // segment updated through `segmentDelta` in the write's own transaction).
 
-// The one definition lives in the commit worker, which must stay free of imports from Nexus.
-import { contribution } from '../storage/sqlite-worker.js';
+// The one definition lives with the SQLite commit, which hashes every row it writes.
+import { contribution } from '../storage/sqlite-commit.js';
 import { ErrorCodes, NexusError } from '../core/errors.js';
 import { encodeObject, type VersionedObject } from '../core/version.js';
 
@@ -53,13 +53,13 @@ export function segmentOf(key: string, segments: number): number {
  * What `key` holding `obj` contributes to its segment, and the hash exchanged per key:
  * H(len(key) ‖ key ‖ canonical encoding of obj), sha256 cut to 128 bits. One hash over the
  * encoding rather than a hash of the object's hash: it runs on every write, in the SQLite commit
- * worker (`contribution` in sqlite-worker.ts, which this calls).
+ * (`contribution` in sqlite-commit.ts, which this calls).
  */
 export function keyObjectHash(key: string, obj: VersionedObject): Buffer {
   return keyEncodedHash(key, encodeObject(obj));
 }
 
-/** `keyObjectHash` from the object's `encodeObject` bytes (the same function as the worker's). */
+/** `keyObjectHash` from the object's `encodeObject` bytes (the same function as the SQLite commit's). */
 export function keyEncodedHash(key: string, encoded: Uint8Array): Buffer {
   return contribution(key, encoded);
 }

@@ -1,12 +1,12 @@
 // The SQLite file's shape: the schema (version 3), upgrades from older versions, re-indexing the
 // segment columns for another segment count, and recovering the segment hashes at open
-// (checkpoint + journal, see sqlite-worker.ts). Used by SqliteStorage.open only, before the commit
-// thread starts.
+// (checkpoint + journal, see sqlite-commit.ts). Used by SqliteStorage.open only, before the
+// Committer starts.
 
 import type Database from 'better-sqlite3';
 import { keyEncodedHash, SegmentHashes, segmentOf } from '../antientropy/segments.js';
 import { ErrorCodes, NexusError } from '../core/errors.js';
-import { SEGMENT_RECORD } from './sqlite-worker.js';
+import { SEGMENT_RECORD } from './sqlite-commit.js';
 import { decodeObject, type VersionedObject } from '../core/version.js';
 import { SCHEMA_VERSION } from './types.js';
 
@@ -29,7 +29,7 @@ export const HINTS_SQL = `
 const V3_SQL = `
   -- One row per (partition, segment): the XOR of the khash of every row in that segment.
   -- One row per partition: its segment hashes, segments × 16 bytes (each the XOR of the khash of
-  -- every row in that segment) — a checkpoint, with the journal below (see sqlite-worker.ts).
+  -- every row in that segment) — a checkpoint, with the journal below (see sqlite-commit.ts).
   CREATE TABLE segments (
     partition INTEGER PRIMARY KEY,
     hashes    BLOB NOT NULL
@@ -46,7 +46,7 @@ const V3_SQL = `
   CREATE INDEX reaped_by_segment ON reaped (partition, segment);
   CREATE INDEX reaped_by_time ON reaped (reaped_at);
   -- Per commit since the segments table was last checkpointed: the XOR deltas it made to
-  -- segments (see sqlite-worker.ts). Replayed onto the checkpoint at open.
+  -- segments (see sqlite-commit.ts). Replayed onto the checkpoint at open.
   CREATE TABLE segment_journal (
     seq    INTEGER PRIMARY KEY,
     deltas BLOB NOT NULL
@@ -174,9 +174,9 @@ function setMetaRow(db: Database.Database, name: string, value: string): void {
 /**
  * The committed segment hashes: the last checkpoint (the `segments` table) with the journal of the
  * commits since replayed onto it. Work in proportion to the commits since the checkpoint (none
- * after a clean stop). Read-only: the commit thread starts from the result, marks the replayed
+ * after a clean stop). Read-only: the Committer starts from the result, marks the replayed
  * partitions dirty and writes them (emptying the journal) at its next checkpoint — so a full disk
- * at open cannot stop a node from opening. See sqlite-worker.ts.
+ * at open cannot stop a node from opening. See sqlite-commit.ts.
  */
 export function recoverSegments(db: Database.Database, segments: number): { hashes: Map<number, SegmentHashes>; replayed: number[] } {
   const hashes = new Map<number, SegmentHashes>();

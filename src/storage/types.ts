@@ -112,7 +112,7 @@ export interface Storage {
 export interface SqliteStorageOptions {
   /** Folder for the database file (created if missing). The file is `<dir>/nexus.db`. */
   dir: string;
-  /** 'fsync' = synchronous=FULL (survives power loss); 'os' = synchronous=NORMAL (survives a crash). */
+  /** 'fsync' = the WAL synced before each ack (survives power loss); 'os' = synchronous=NORMAL alone (survives a crash). */
   durability: 'fsync' | 'os';
   /** Optional cap on the database size in bytes (PRAGMA max_page_count); 0 or absent = none. */
   maxDataBytes?: number;

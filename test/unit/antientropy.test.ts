@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { decodeObject, emptyObject, encodeObject, isDeleted, merge, objectHash, sameState, update, type VersionedObject } from '../../src/core/version.js';
 import { ErrorCodes } from '../../src/core/errors.js';
 import { SEGMENTS_DEFAULT, SegmentHashes, keyEncodedHash, keyObjectHash, segmentDelta, segmentOf } from '../../src/antientropy/segments.js';
-import { contribution } from '../../src/storage/sqlite-worker.js';
+import { contribution } from '../../src/storage/sqlite-commit.js';
 import { SegmentTree } from '../../src/antientropy/tree.js';
 import { diffKeys, findDifferences, repairPlan, serveSegments, type KeyHashes } from '../../src/antientropy/compare.js';
 
@@ -117,7 +117,7 @@ describe('segment hashes', () => {
     );
   });
 
-  it('the commit worker hashes a row exactly as keyObjectHash does', () => {
+  it('a SQLite commit hashes a row exactly as keyObjectHash does', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }), fc.uint8Array({ maxLength: 300 }), fc.boolean(), (key, value, del) => {
         const obj = update(emptyObject(), {}, 'n1~1', 1, del ? null : value);

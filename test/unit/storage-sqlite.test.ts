@@ -4,12 +4,12 @@ import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCodes, NexusError } from '../../src/core/errors.js';
 import { SegmentHashes, segmentOf } from '../../src/antientropy/segments.js';
 import { emptyObject, encodeObject, update, type VersionedObject } from '../../src/core/version.js';
 import { DB_FILE_NAME, SCHEMA_VERSION, SqliteStorage } from '../../src/storage/index.js';
+import { WalSync } from '../../src/storage/wal-sync.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const valueObj = (value: Uint8Array | string, counter = 1): VersionedObject =>
@@ -17,11 +17,13 @@ const valueObj = (value: Uint8Array | string, counter = 1): VersionedObject =>
 const text = (o: VersionedObject | undefined): string => new TextDecoder().decode(o!.siblings[0]!.value!);
 const tombstone = (counter = 1): VersionedObject => update(emptyObject(), {}, 'a', counter, null);
 /**
- * Lets the storage's own setImmediate (queued by the puts before) send its batch to the commit
- * worker. The worker's answer arrives in a later phase of the event loop, so right after this the
- * batch is still in flight.
+ * Lets the storage commit the batch the puts before staged: its trigger is a setImmediate
+ * registered from a nextTick (staging.ts `afterTurn`), and this registers its own the same way
+ * after it, so it runs right after the commit. Under 'fsync' the WAL sync runs on the thread pool
+ * and its answer arrives in a later phase of the event loop, so right after this the batch is
+ * still in flight.
  */
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const nextTurn = (): Promise<void> => new Promise((resolve) => process.nextTick(() => setImmediate(resolve)));
 const isDiskFull = (e: unknown): boolean =>
   e instanceof NexusError && e.code === ErrorCodes.STORAGE_FAILED && /disk full/.test(e.message);
 
@@ -122,13 +124,19 @@ describe('SqliteStorage', () => {
     expect(s.liveKeyCount()).toBe(2);
   });
 
-  it("runs 'os' durability with synchronous=NORMAL and 'fsync' with FULL", async () => {
+  it("commits with synchronous=NORMAL, and under 'fsync' syncs the WAL after each commit", async () => {
     const s = openStorage({ durability: 'os' });
-    expect(s.info().synchronous).toBe('NORMAL');
+    expect(s.info()).toMatchObject({ synchronous: 'NORMAL', syncsEachCommit: false });
     s.setMeta('k', 'v'); // raised to FULL for the meta write only
     expect(s.info().synchronous).toBe('NORMAL');
     await s.close();
-    expect(openStorage({ durability: 'fsync' }).info().synchronous).toBe('FULL');
+    const f = openStorage({ durability: 'fsync' });
+    expect(f.info()).toMatchObject({ synchronous: 'NORMAL', syncsEachCommit: true });
+    const walSync = (f as unknown as { walSync: WalSync }).walSync;
+    const before = walSync.syncs;
+    await Promise.all([f.put('a', 0, valueObj('1')), f.put('b', 0, valueObj('2'))]);
+    await f.put('c', 0, valueObj('3'));
+    expect(walSync.syncs - before).toBe(2); // one per batch, none for the meta write
   });
 
   it('rejects bad options before touching the disk', () => {
@@ -253,7 +261,7 @@ describe('SqliteStorage', () => {
     });
   });
 
-  describe('commits on a worker thread', () => {
+  describe('group commit, with the WAL synced off the main thread', () => {
     it('shows each committed batch to reads on the main connection as soon as its put resolves', async () => {
       const s = openStorage();
       // Read the main connection directly: `get` would answer these from the state cache.
@@ -359,15 +367,17 @@ describe('SqliteStorage', () => {
       await s.put('small', 0, valueObj('kept'));
       const before = s.stats();
 
-      const big = s.put('big', 0, valueObj(new Uint8Array(512 * 1024)));
-      const lost = s.put('small', 0, valueObj('lost', 2));
-      await nextTurn(); // that batch is in flight and will fail
+      const big = expect(s.put('big', 0, valueObj(new Uint8Array(512 * 1024)))).rejects.toSatisfy(isDiskFull);
+      const lost = expect(s.put('small', 0, valueObj('lost', 2))).rejects.toSatisfy(isDiskFull);
+      expect(s.liveKeyCount()).toBe(2);
+      await nextTurn(); // that batch failed in its transaction
+      expect(s.liveKeyCount()).toBe(1);
       const after = s.put('small', 0, valueObj('after', 3));
       const other = s.put('other', 0, valueObj('fits'));
-      expect(s.liveKeyCount()).toBe(3);
+      expect(s.liveKeyCount()).toBe(2);
 
-      await expect(big).rejects.toSatisfy(isDiskFull);
-      await expect(lost).rejects.toSatisfy(isDiskFull);
+      await big;
+      await lost;
       await expect(Promise.all([after, other])).resolves.toBeDefined();
       expect(s.get('big')).toBeUndefined();
       expect(text(s.get('small'))).toBe('after');
@@ -378,16 +388,18 @@ describe('SqliteStorage', () => {
       // The other way round: a batch fails after the one in flight before it committed. Its keys
       // fall back to what that batch wrote (here: 'fresh' live again, so counted again).
       const fresh = s.put('fresh', 0, valueObj('f'));
-      await nextTurn();
-      const doomed = [s.put('fresh', 0, tombstone(2)), s.put('big2', 0, valueObj(new Uint8Array(512 * 1024)))];
+      await nextTurn(); // in flight: committed, its WAL sync running
+      const doomed = [s.put('fresh', 0, tombstone(2)), s.put('big2', 0, valueObj(new Uint8Array(512 * 1024)))].map((p) =>
+        expect(p).rejects.toSatisfy(isDiskFull),
+      );
       expect(s.liveKeyCount()).toBe(3); // small, other, big2
       await fresh;
-      for (const p of doomed) await expect(p).rejects.toSatisfy(isDiskFull);
+      for (const p of doomed) await p;
       expect(text(s.get('fresh'))).toBe('f');
       expect(s.liveKeyCount()).toBe(3); // small, other, fresh
-      // The failed batch's changes to the segment hashes were taken back in the commit thread: a
-      // later write to the same key carries that thread's hash of its segment to the main thread,
-      // and it must still equal a rebuild from the stored rows.
+      // The failed batch's changes to the segment hashes were taken back: a later write to the same
+      // key carries the committer's hash of its segment to the staging layer, and it must still
+      // equal a rebuild from the stored rows.
       await s.put('fresh', 0, valueObj('f again', 3));
       expect(await s.checkSegments([0])).toEqual([]);
 
@@ -399,29 +411,32 @@ describe('SqliteStorage', () => {
       expect(await again.checkSegments([0])).toEqual([]);
     });
 
-    it('rejects pending and later puts with STORAGE_FAILED when the commit thread dies, and keeps serving reads', async () => {
+    it('rejects pending and later puts with STORAGE_FAILED once a WAL sync fails, and keeps serving reads', async () => {
       const s = openStorage();
       await s.put('a', 0, valueObj('a'));
-      const worker = (s as unknown as { worker: Worker }).worker;
-      const pending = s.put('b', 0, valueObj('b'));
-      await nextTurn(); // in flight
-      const staged = s.put('c', 0, valueObj('c'));
-      await worker.terminate();
-      const died = (e: unknown): boolean =>
-        e instanceof NexusError && e.code === ErrorCodes.STORAGE_FAILED && /commit thread stopped/.test(e.message);
-      await expect(pending).rejects.toSatisfy(died);
-      await expect(staged).rejects.toSatisfy(died);
-      await expect(s.put('d', 0, valueObj('d'))).rejects.toSatisfy(died);
+      // Every later fdatasync fails, as on a disk that went bad.
+      const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+      (s as unknown as { walSync: WalSync }).walSync = new WalSync(-1, (_fd, callback) => setImmediate(() => callback(eio)));
+      const ioError = (e: unknown): boolean =>
+        e instanceof NexusError && e.code === ErrorCodes.STORAGE_FAILED && /^I\/O error: syncing the WAL/.test(e.message);
+      const pending = expect(s.put('b', 0, valueObj('b'))).rejects.toSatisfy(ioError);
+      await nextTurn(); // committed, its sync running
+      const staged = expect(s.put('c', 0, valueObj('c'))).rejects.toSatisfy(ioError);
+      await pending;
+      await staged;
+      await expect(s.put('d', 0, valueObj('d'))).rejects.toSatisfy(ioError);
 
       expect(text(s.get('a'))).toBe('a');
       expect(s.get('c')).toBeUndefined();
       expect(s.get('d')).toBeUndefined();
-      // 'b' may or may not have been committed when the thread died; the count follows the file.
-      expect(s.liveKeyCount()).toBe(s.get('b') === undefined ? 1 : 2);
-      const count = s.liveKeyCount();
+      // 'b' was committed before its sync failed: whether it is on disk is unknown, and the count
+      // follows the file.
+      expect(text(s.get('b'))).toBe('b');
+      expect(s.liveKeyCount()).toBe(2);
       await s.flush(); // nothing left to wait for
-      await s.close(); // no worker to stop: closes the main connection
-      expect(openStorage().liveKeyCount()).toBe(count);
+      // Close says what failed; the final checkpoint still folds the WAL into the file.
+      await expect(s.close()).rejects.toSatisfy((e: unknown) => e instanceof NexusError && /^closed, but I\/O error/.test(e.message));
+      expect(openStorage().liveKeyCount()).toBe(2);
     });
   });
 });

@@ -1,28 +1,15 @@
-// The commit side of SqliteStorage, on a worker thread with its own connection to the same file.
+// The write side of SqliteStorage: the statements and transactions that commit group-commit
+// batches, hint changes, reaped-record deletions and segment-hash checkpoints, on the main
+// thread's connection, and the segment hashes those commits keep.
 //
-// Committing a group of writes is mostly waiting for fsync (synchronous=FULL), and better-sqlite3
-// waits synchronously; on the main thread that wait blocked the event loop (the core benchmark
-// measured ~63% of a node's wall time inside commits). Here it blocks only this thread. The main
-// thread keeps its own connection for reads and metadata and sends one batch at a time.
-//
-// This file must not import from the rest of Nexus (better-sqlite3 and Node only): under vitest
-// the main thread runs the TypeScript sources, but a worker is a plain Node thread that cannot load
-// .ts, so it always runs the compiled dist/src/storage/sqlite-worker.js (see `commitWorkerUrl` in
-// sqlite.ts), which must be valid on its own. Other modules may import from it (its constants and
-// `contribution`); loading it outside a worker thread runs nothing.
-//
-// Protocol (requests carry an id; each is answered, in order, with the same id):
-//   main → worker  { t: 'commit', id, rows }  rows (see CommitRow), the bytes being views into one
-//                                         transferred ArrayBuffer
-//                  { t: 'hints', id, upserts, deletes }  hint rows to write and hint ids to delete
-//                  { t: 'forget', id, before }  delete old reaped records (answered with their keys)
-//                  { t: 'segments', id, partition, hashes }  replace one partition's segment hashes
-//                  { t: 'checkpoint', id }  write the segment hashes' checkpoint now
-//                  { t: 'close' }         checkpoint the segment hashes, close, and exit
-//   worker → main  { t: 'done', id }      the batch is committed, durable per the synchronous
-//                                         setting, and visible to any read transaction begun after
-//                  { t: 'failed', id, ... }  rolled back; code/message of the SQLite error
-//                  { t: 'fatal', ... }    the connection could not be opened; the worker exits
+// A transaction here never waits for the disk: the connection runs with synchronous=NORMAL, so a
+// COMMIT writes its WAL frames into the OS page cache and returns (~16 µs for one row here, against
+// ~160 µs with the fsync of synchronous=FULL). Durability is SqliteStorage's business: under
+// 'fsync' it acknowledges a batch only after an fdatasync of the WAL file, run off the main thread
+// (wal-sync.ts), which is what synchronous=FULL would have done inside the COMMIT. Earlier these
+// commits ran on a worker thread with synchronous=FULL; handing each batch to it and back cost
+// two thread wake-ups (~100 µs on this machine, more than the transaction itself) and a copy of
+// every batch, for work that takes the main thread a few µs per row.
 
 // Segment hashes. Each row stores its contribution (`khash`) in its own transaction, and the
 // per-segment XORs live in memory here. Writing the touched segments with every commit dirtied
@@ -31,23 +18,17 @@
 // the XOR delta of every segment it changed, packed in a blob. The `segments` table is a
 // checkpoint — one blob per partition, rewritten for the partitions with dirty segments inside a
 // commit at most every CHECKPOINT_MS and at close — and each checkpoint empties the journal. At
-// open the main thread replays the journal onto the checkpoint (work proportional to the commits
-// since it, never a rescan; `recoverSegments` in sqlite-schema.ts) and hands the result to this
-// thread, whose first checkpoint writes it.
+// open SqliteStorage replays the journal onto the checkpoint (work proportional to the commits
+// since it, never a rescan; `recoverSegments` in sqlite-schema.ts) and hands the result to the
+// Committer, whose first checkpoint writes it.
 
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { createHash, hash } from 'node:crypto';
-import { parentPort, workerData } from 'node:worker_threads';
 
-export interface CommitWorkerConfig {
-  file: string;
-  synchronous: 'FULL' | 'NORMAL';
-  /** PRAGMA max_page_count, or 0 for none. */
-  maxPageCount: number;
-  busyTimeoutMs: number;
+export interface CommitterConfig {
   /** Segments per partition; 0 = keep no segment hashes. */
   segments: number;
-  /** The committed segment hashes per partition (checkpoint + journal, recovered by the main thread). */
+  /** The committed segment hashes per partition (checkpoint + journal, recovered at open). */
   hashes: Array<[partition: number, hashes: Uint8Array]>;
   /** Partitions the journal changed since the checkpoint: written at the first checkpoint. */
   replayed: number[];
@@ -55,8 +36,8 @@ export interface CommitWorkerConfig {
 
 /**
  * What `key` holding the object encoded as `obj` contributes to its segment: sha256 over
- * len(key) ‖ key ‖ obj, cut to 16 bytes. Must equal `keyEncodedHash` in antientropy/segments.ts
- * (this file cannot import it; test/unit/antientropy.test.ts holds the two equal).
+ * len(key) ‖ key ‖ obj, cut to 16 bytes. `keyEncodedHash` in antientropy/segments.ts is this
+ * function (test/unit/antientropy.test.ts holds it equal to the hash of the canonical encoding).
  */
 export function contribution(key: string, obj: Uint8Array): Buffer {
   return Buffer.from(contributionDigest(key, obj), 'latin1').subarray(0, 16);
@@ -102,25 +83,10 @@ function contributionInto(key: string, obj: Uint8Array, out: Buffer): Buffer {
 export type CommitRow = [key: string, partition: number, live: 0 | 1, obj: Uint8Array, segment: number, since: number, flags: number];
 export const REAP = 1;
 export const UNREAP = 2;
-/** The main thread believes no row exists: try a plain INSERT, with no read of the old row. */
+/** The staging layer believes no row exists: try a plain INSERT, with no read of the old row. */
 export const FRESH = 4;
 
 export type HintRow = [id: number, target: string, key: string, partition: number, version: number, createdAt: number, obj: Uint8Array];
-
-export type ToWorker =
-  | { t: 'commit'; id: number; rows: CommitRow[] }
-  | { t: 'hints'; id: number; upserts: HintRow[]; deletes: number[] }
-  | { t: 'forget'; id: number; before: number }
-  | { t: 'segments'; id: number; partition: number; hashes: Uint8Array[] }
-  | { t: 'checkpoint'; id: number }
-  | { t: 'close' };
-
-export type FromWorker =
-  // `segs`: the new hash of every segment the request changed, packed as (u32 partition,
-  // u32 segment, 16-byte hash) records, so the main thread's copy follows the committed state.
-  | { t: 'done'; id: number; keys?: string[]; segs?: Uint8Array }
-  | { t: 'failed'; id: number; code: string; message: string }
-  | { t: 'fatal'; code: string; message: string };
 
 /** Bytes per journal or `segs` record: u32 partition, u32 segment, 16-byte hash or delta. */
 export const SEGMENT_RECORD = 24;
@@ -136,7 +102,7 @@ const CHECKPOINT_MS = 10_000;
  * The current transaction's changes are logged in order as (partition, segment, 16-byte XOR
  * delta), one entry per change: a slot changed twice is logged twice. XOR makes that enough for
  * everything: replaying the deltas (the journal, at open) or XORing them out again (rollback, in
- * any order) gives the right bytes, and the slots to report to the main thread are the logged ones.
+ * any order) gives the right bytes, and the slots to report to the staging layer are the logged ones.
  *
  * This runs for every row of every commit, inside the transaction, so it allocates nothing per
  * row, calls nothing outside JavaScript and touches as little memory as it can: a profile of
@@ -197,10 +163,8 @@ class SegmentTable {
   }
 
   /**
-   * The slots the current transaction changed, with their new hashes (see FromWorker `segs`), in
-   * a buffer of its own: it is transferred to the main thread, not copied. (A fresh Uint8Array
-   * owns its whole ArrayBuffer, which a pooled Buffer would not.) A slot changed twice appears
-   * twice, both times with its final hash.
+   * The slots the current transaction changed, with their new hashes (see `Committed.segs`). A
+   * slot changed twice appears twice, both times with its final hash.
    */
   packChanged(): Uint8Array | undefined {
     if (this.log.length === 0) return undefined;
@@ -302,34 +266,35 @@ function writeU32BE(out: Uint8Array, at: number, v: number): void {
   out[at + 3] = v & 0xff;
 }
 
-function describe(err: unknown): { code: string; message: string } {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
-  return { code, message: err instanceof Error ? err.message : String(err) };
+/** What a commit changed in the segment hashes, for the staging layer's copy. */
+export interface Committed {
+  /**
+   * The new hash of every segment the transaction changed, packed as (u32 partition, u32 segment,
+   * 16-byte hash) records; undefined when it changed none.
+   */
+  segs: Uint8Array | undefined;
 }
 
-function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): void {
-  const send = (msg: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(msg, transfer);
-  let db: Database.Database;
-  let commit: (rows: CommitRow[]) => boolean;
-  let commitHints: (upserts: HintRow[], deletes: number[]) => void;
-  let forget: (before: number) => string[];
-  let replaceSegments: (partition: number, hashes: Uint8Array[]) => void;
-  let checkpointNow: () => void;
-  let segments: SegmentTable;
-  try {
-    db = new Database(cfg.file, { timeout: cfg.busyTimeoutMs });
-    // WAL is a property of the file (the main thread set it); asking again is cheap and checks it.
-    const mode = db.pragma('journal_mode = WAL', { simple: true });
-    if (mode !== 'wal') throw new Error(`journal_mode is ${String(mode)}, WAL could not be enabled`);
-    db.pragma(`synchronous = ${cfg.synchronous}`);
-    // SQLite's automatic checkpoint (every ~1000 WAL pages) stays on here, so checkpoints run
-    // inside this thread's commits, off the main thread.
-    if (cfg.maxPageCount > 0) db.pragma(`max_page_count = ${cfg.maxPageCount}`);
-    // The main thread read the checkpoint and replayed the journal; the first checkpoint here
-    // writes the replayed partitions and empties the journal.
-    segments = new SegmentTable(cfg.segments, cfg.hashes, cfg.replayed);
-    let lastCheckpoint = Date.now();
+/**
+ * The write transactions on one connection (which must be in WAL mode). Every method is
+ * synchronous and atomic: it commits, or it rolls back (the segment hashes included) and throws
+ * the SQLite error.
+ */
+export class Committer {
+  private readonly segments: SegmentTable;
+  private lastCheckpoint = Date.now();
+  private readonly tx: Database.Transaction<(rows: CommitRow[]) => boolean>;
+  private readonly hintTx: Database.Transaction<(upserts: HintRow[], deletes: number[]) => void>;
+  private readonly forgetTx: Database.Transaction<(before: number) => string[]>;
+  private readonly segTx: Database.Transaction<(partition: number, hashes: Uint8Array[]) => void>;
+  private readonly checkpointTx: Database.Transaction<() => void>;
 
+  constructor(
+    private readonly db: Database.Database,
+    cfg: CommitterConfig,
+  ) {
+    const segments = new SegmentTable(cfg.segments, cfg.hashes, cfg.replayed);
+    this.segments = segments;
     const old = db.prepare<[string], { partition: number; segment: number; khash: Buffer | null }>(
       'SELECT partition, segment, khash FROM objects WHERE key = ?',
     );
@@ -341,7 +306,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
          since = excluded.since, khash = excluded.khash, obj = excluded.obj`,
     );
     const insert = db.prepare<Params>(`INSERT INTO objects ${columns}`);
-    /** Inserts a row the main thread believes new; false (nothing done) when one exists after all. */
+    /** Inserts a row the staging layer believes new; false (nothing done) when one exists after all. */
     const insertFresh = (row: Params): boolean => {
       try {
         insert.run(...row);
@@ -372,10 +337,10 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
 
     const hashing = cfg.segments !== 0;
     const khashOut = Buffer.alloc(16);
-    const tx = db.transaction((rows: CommitRow[]): boolean => {
+    this.tx = db.transaction((rows: CommitRow[]): boolean => {
       for (const [key, partition, live, obj, segment, since, flags] of rows) {
-        // Hashed here, off the main thread: the one cost of keeping segment hashes per write.
-        // `khash` is reused for every row: SQLite copies it when it binds it.
+        // The one cost of keeping segment hashes per write. `khash` is reused for every row:
+        // SQLite copies it when it binds it.
         const khash = hashing ? contributionInto(key, obj, khashOut) : null;
         if (flags & FRESH && !(flags & REAP) && insertFresh([key, partition, segment, live, since, khash, obj])) {
           if (khash !== null) segments.xor(partition, segment, khash);
@@ -383,7 +348,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
           continue;
         }
         // The row's old contribution comes from the row itself, so the hashes always equal the
-        // XOR of the stored rows, whatever the main thread believed.
+        // XOR of the stored rows, whatever the staging layer believed.
         const was = old.get(key);
         if (was !== undefined && was.khash !== null) segments.xor(was.partition, was.segment, was.khash);
         if (flags & REAP) {
@@ -395,95 +360,80 @@ function run(port: NonNullable<typeof parentPort>, cfg: CommitWorkerConfig): voi
           if (flags & UNREAP) unreap.run(key);
         }
       }
-      const due = Date.now() - lastCheckpoint >= CHECKPOINT_MS;
+      const due = Date.now() - this.lastCheckpoint >= CHECKPOINT_MS;
       if (due) writeCheckpoint();
       else if (hashing) journal.run(segments.packDeltas());
       return due;
     });
-    // BEGIN IMMEDIATE: take the write lock up front (waiting up to the busy timeout if the main
-    // connection is writing metadata) rather than upgrading a read transaction mid-way.
-    commit = (rows) => {
-      const checkpointed = tx.immediate(rows);
-      if (checkpointed) lastCheckpoint = Date.now();
-      return checkpointed;
-    };
-    checkpointNow = () => {
-      if (segments.dirtyCount === 0) return; // nothing dirty: the journal is empty too
-      db.transaction(writeCheckpoint).immediate();
-      lastCheckpoint = Date.now();
-    };
     const putHint = db.prepare<HintRow>(
       `INSERT INTO hints (id, target, key, partition, version, created_at, obj) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET version = excluded.version, obj = excluded.obj`,
     );
     const delHint = db.prepare<[number]>('DELETE FROM hints WHERE id = ?');
-    const hintTx = db.transaction((upserts: HintRow[], deletes: number[]) => {
+    this.hintTx = db.transaction((upserts: HintRow[], deletes: number[]) => {
       for (const row of upserts) putHint.run(...row);
       for (const id of deletes) delHint.run(id);
     });
-    commitHints = (upserts, deletes) => hintTx.immediate(upserts, deletes);
     const forgetStmt = db.prepare<[number], string>('DELETE FROM reaped WHERE reaped_at < ? RETURNING key').pluck();
-    forget = (before) => db.transaction(() => forgetStmt.all(before)).immediate();
-    const segTx = db.transaction((partition: number, hashes: Uint8Array[]) => {
+    this.forgetTx = db.transaction((before: number) => forgetStmt.all(before));
+    this.segTx = db.transaction((partition: number, hashes: Uint8Array[]) => {
       hashes.forEach((h, i) => segments.set(partition, i, h));
       writeCheckpoint();
     });
-    replaceSegments = (partition, hashes) => segTx.immediate(partition, hashes);
-  } catch (err) {
-    send({ t: 'fatal', ...describe(err) });
-    port.close();
-    return;
+    this.checkpointTx = db.transaction(writeCheckpoint);
   }
 
-  port.on('message', (msg: ToWorker) => {
-    if (msg.t === 'close') {
-      try {
-        checkpointNow(); // a clean stop leaves no journal to replay
-        segments.commit(true);
-      } catch {
-        segments.rollback(); // the journal stays valid: the next open replays it
-      }
-      try {
-        db.close();
-      } finally {
-        port.close(); // nothing else keeps this thread alive: it exits
-      }
-      return;
-    }
-    let keys: string[] | undefined;
-    let segs: Uint8Array | undefined;
-    let checkpointed = false;
+  /** Commits a batch of object writes. */
+  commit(rows: CommitRow[]): Committed {
+    return this.run(() => this.tx.immediate(rows));
+  }
+
+  /** Writes and deletes hint rows. */
+  commitHints(upserts: HintRow[], deletes: number[]): void {
+    this.run(() => (this.hintTx.immediate(upserts, deletes), false));
+  }
+
+  /** Deletes the reaped records made before `before`; returns their keys. */
+  forget(before: number): string[] {
+    let keys: string[] = [];
+    this.run(() => ((keys = this.forgetTx.immediate(before)), false));
+    return keys;
+  }
+
+  /** Replaces one partition's segment hashes (after a failed check), and checkpoints. */
+  replaceSegments(partition: number, hashes: Uint8Array[]): Committed {
+    return this.run(() => (this.segTx.immediate(partition, hashes), true));
+  }
+
+  /** Writes the segment hashes' checkpoint now (emptying the journal), if anything is dirty. */
+  checkpoint(): void {
+    if (this.segments.dirtyCount === 0) return; // nothing dirty: the journal is empty too
+    this.run(() => (this.checkpointTx.immediate(), true));
+  }
+
+  /**
+   * Runs one transaction (BEGIN IMMEDIATE, so the write lock is taken up front) that returns
+   * whether it wrote the segment checkpoint; keeps the segment table in step with its outcome.
+   */
+  private run(transaction: () => boolean): Committed {
+    let checkpointed: boolean;
     try {
-      // Each rolls back by itself when a statement or the COMMIT fails.
-      if (msg.t === 'commit') checkpointed = commit(msg.rows);
-      else if (msg.t === 'hints') commitHints(msg.upserts, msg.deletes);
-      else if (msg.t === 'forget') keys = forget(msg.before);
-      else if (msg.t === 'checkpoint') {
-        checkpointNow();
-        checkpointed = true;
-      } else {
-        replaceSegments(msg.partition, msg.hashes);
-        checkpointed = true;
-      }
-      segs = segments.packChanged();
-      segments.commit(checkpointed);
+      checkpointed = transaction();
     } catch (err) {
-      segments.rollback();
-      if (db.inTransaction) {
+      // better-sqlite3 rolled the transaction back; take its segment changes back too.
+      this.segments.rollback();
+      if (this.db.inTransaction) {
         try {
-          db.exec('ROLLBACK');
+          this.db.exec('ROLLBACK');
         } catch {
           // The original failure is the one worth reporting.
         }
       }
-      send({ t: 'failed', id: msg.id, ...describe(err) });
-      return;
+      throw err;
     }
-    const done: FromWorker = { t: 'done', id: msg.id };
-    if (keys !== undefined) done.keys = keys;
-    if (segs !== undefined) done.segs = segs;
-    send(done, segs !== undefined ? [segs.buffer as ArrayBuffer] : []);
-  });
+    if (checkpointed) this.lastCheckpoint = Date.now();
+    const segs = this.segments.packChanged();
+    this.segments.commit(checkpointed);
+    return { segs };
+  }
 }
-
-if (parentPort !== null) run(parentPort, workerData as CommitWorkerConfig);
