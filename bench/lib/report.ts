@@ -26,6 +26,8 @@ export interface CoreResults {
   settings: {
     durationSec: number;
     warmupSec: number;
+    /** Unrecorded seconds at the loaded level before each system's first phase. */
+    firstWarmupSec: number;
     concurrency: number;
     valueBytes: number;
     messageBytes: number;
@@ -107,7 +109,7 @@ export function markdownReport(res: CoreResults): string {
     `Machine: ${m.cores} cores, ${m.cpuModel}, ${m.memGiB} GiB, Node ${m.node}, ${m.platform}. ` +
       `Cluster: ${s.nodes} local node processes, N=${s.n}, ${s.partitions} partitions, durability ${s.durability}; ` +
       `client: one NexusClient, strategy '${s.clientStrategy}'. ${s.valueBytes}-byte values, ${s.messageBytes}-byte put frames (baselines send the same frame). ` +
-      `Each phase: ${s.warmupSec} s warm-up, then ${s.durationSec} s measured; closed loop at 1 and ${c} outstanding requests; ` +
+      `Each system first runs ${s.firstWarmupSec} s unrecorded at ${c} outstanding (JIT warm-up); each phase: ${s.warmupSec} s warm-up, then ${s.durationSec} s measured; closed loop at ${c} outstanding requests, then at 1; ` +
       `latency from HdrHistogram (µs). CPU: cores used during the measured window by the load generator / by all server processes / by anything else on the machine (noise).`,
   );
   out.push('');
