@@ -135,6 +135,14 @@ export class SegmentHashes {
     for (let j = 0; j < HASH_BYTES; j++) this.buf[off + j] = src[offset + j]!;
   }
 
+  /**
+   * The live bytes (segments × 16), not a copy: for the SQLite committer, which keeps them equal to
+   * the committed rows in place (src/storage/sqlite-commit.ts). Anyone else: use the methods.
+   */
+  bytes(): Buffer {
+    return this.buf;
+  }
+
   /** A copy of segment i's hash. */
   get(i: number): Buffer {
     this.checkIndex(i);

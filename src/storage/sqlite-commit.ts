@@ -28,8 +28,13 @@ import { createHash, hash } from 'node:crypto';
 export interface CommitterConfig {
   /** Segments per partition; 0 = keep no segment hashes. */
   segments: number;
-  /** The committed segment hashes per partition (checkpoint + journal, recovered at open). */
-  hashes: Array<[partition: number, hashes: Uint8Array]>;
+  /**
+   * The live bytes of one partition's committed segment hashes (segments × 16), created zeroed on
+   * first use: the staging layer's own SegmentHashes buffers, recovered at open (checkpoint +
+   * journal). The committer writes them in place, so anti-entropy reads exactly what the commits
+   * made, with nothing to copy or report.
+   */
+  partition: (partition: number) => Buffer;
   /** Partitions the journal changed since the checkpoint: written at the first checkpoint. */
   replayed: number[];
 }
@@ -88,7 +93,7 @@ export const FRESH = 4;
 
 export type HintRow = [id: number, target: string, key: string, partition: number, version: number, createdAt: number, obj: Uint8Array];
 
-/** Bytes per journal or `segs` record: u32 partition, u32 segment, 16-byte hash or delta. */
+/** Bytes per journal record: u32 partition, u32 segment, 16-byte delta. */
 export const SEGMENT_RECORD = 24;
 
 /** Longest time between segment checkpoints (while commits keep coming). */
@@ -96,13 +101,14 @@ const CHECKPOINT_MS = 10_000;
 
 /**
  * The segment hashes of the committed rows, in memory: one buffer of segments × 16 bytes per
- * partition (few large objects, so little for the garbage collector to walk). `dirty` holds the
- * partitions changed since the last checkpoint.
+ * partition (few large objects, so little for the garbage collector to walk), shared with the
+ * staging layer (`CommitterConfig.partition`). `dirty` holds the partitions changed since the last
+ * checkpoint.
  *
  * The current transaction's changes are logged in order as (partition, segment, 16-byte XOR
  * delta), one entry per change: a slot changed twice is logged twice. XOR makes that enough for
- * everything: replaying the deltas (the journal, at open) or XORing them out again (rollback, in
- * any order) gives the right bytes, and the slots to report to the staging layer are the logged ones.
+ * both uses: replaying the deltas (the journal, at open) and XORing them out again (rollback, in
+ * any order) give the right bytes.
  *
  * This runs for every row of every commit, inside the transaction, so it allocates nothing per
  * row, calls nothing outside JavaScript and touches as little memory as it can: a profile of
@@ -124,12 +130,9 @@ class SegmentTable {
   private deltaScratch = Buffer.alloc(64 * SEGMENT_RECORD);
 
   constructor(
-    private readonly segments: number,
-    initial: Array<[partition: number, hashes: Uint8Array]>,
+    private readonly partitionBytes: (partition: number) => Buffer,
     replayed: number[],
   ) {
-    if (segments === 0) return;
-    for (const [p, h] of initial) if (h.length === segments * 16) this.part(p).set(h);
     for (const p of replayed) this.dirty.add(p);
   }
 
@@ -163,15 +166,6 @@ class SegmentTable {
   }
 
   /**
-   * The slots the current transaction changed, with their new hashes (see `Committed.segs`). A
-   * slot changed twice appears twice, both times with its final hash.
-   */
-  packChanged(): Uint8Array | undefined {
-    if (this.log.length === 0) return undefined;
-    return this.pack(new Uint8Array((this.log.length / 2) * SEGMENT_RECORD), false);
-  }
-
-  /**
    * The current transaction's deltas: the journal row's blob. A view of a reused buffer, valid
    * until the next call (SQLite copies it when it binds it).
    */
@@ -179,7 +173,15 @@ class SegmentTable {
     const bytes = (this.log.length / 2) * SEGMENT_RECORD;
     if (bytes > this.deltaScratch.length) this.deltaScratch = Buffer.alloc(Math.max(bytes, 2 * this.deltaScratch.length));
     const out = this.deltaScratch.subarray(0, bytes);
-    this.pack(out, true);
+    const log = this.log;
+    const deltas = this.deltas;
+    // One 24-byte record per logged change: u32 partition, u32 segment (big-endian), the delta.
+    for (let i = 0; i < log.length / 2; i++) {
+      const at = i * SEGMENT_RECORD;
+      writeU32BE(out, at, log[2 * i]!);
+      writeU32BE(out, at + 4, log[2 * i + 1]!);
+      for (let j = 0; j < 16; j++) out[at + 8 + j] = deltas[i * 16 + j]!;
+    }
     return out;
   }
 
@@ -210,33 +212,10 @@ class SegmentTable {
     this.newlyDirty = [];
   }
 
-  /**
-   * One 24-byte record per logged change into `out`: u32 partition, u32 segment (big-endian), then
-   * with `delta` the change's delta, otherwise the slot's current hash.
-   */
-  private pack<T extends Uint8Array>(out: T, delta: boolean): T {
-    const log = this.log;
-    const deltas = this.deltas;
-    for (let i = 0; i < log.length / 2; i++) {
-      const p = log[2 * i]!;
-      const seg = log[2 * i + 1]!;
-      const at = i * SEGMENT_RECORD;
-      writeU32BE(out, at, p);
-      writeU32BE(out, at + 4, seg);
-      if (delta) for (let j = 0; j < 16; j++) out[at + 8 + j] = deltas[i * 16 + j]!;
-      else {
-        const cur = this.part(p);
-        const from = seg * 16;
-        for (let j = 0; j < 16; j++) out[at + 8 + j] = cur[from + j]!;
-      }
-    }
-    return out;
-  }
-
   private part(partition: number): Buffer {
     let hashes = this.parts[partition];
     if (hashes === undefined) {
-      hashes = Buffer.alloc(this.segments * 16);
+      hashes = this.partitionBytes(partition);
       this.parts[partition] = hashes;
     }
     return hashes;
@@ -266,15 +245,6 @@ function writeU32BE(out: Uint8Array, at: number, v: number): void {
   out[at + 3] = v & 0xff;
 }
 
-/** What a commit changed in the segment hashes, for the staging layer's copy. */
-export interface Committed {
-  /**
-   * The new hash of every segment the transaction changed, packed as (u32 partition, u32 segment,
-   * 16-byte hash) records; undefined when it changed none.
-   */
-  segs: Uint8Array | undefined;
-}
-
 /**
  * The write transactions on one connection (which must be in WAL mode). Every method is
  * synchronous and atomic: it commits, or it rolls back (the segment hashes included) and throws
@@ -293,7 +263,7 @@ export class Committer {
     private readonly db: Database.Database,
     cfg: CommitterConfig,
   ) {
-    const segments = new SegmentTable(cfg.segments, cfg.hashes, cfg.replayed);
+    const segments = new SegmentTable(cfg.partition, cfg.replayed);
     this.segments = segments;
     const old = db.prepare<[string], { partition: number; segment: number; khash: Buffer | null }>(
       'SELECT partition, segment, khash FROM objects WHERE key = ?',
@@ -384,8 +354,8 @@ export class Committer {
   }
 
   /** Commits a batch of object writes. */
-  commit(rows: CommitRow[]): Committed {
-    return this.run(() => this.tx.immediate(rows));
+  commit(rows: CommitRow[]): void {
+    this.run(() => this.tx.immediate(rows));
   }
 
   /** Writes and deletes hint rows. */
@@ -401,8 +371,8 @@ export class Committer {
   }
 
   /** Replaces one partition's segment hashes (after a failed check), and checkpoints. */
-  replaceSegments(partition: number, hashes: Uint8Array[]): Committed {
-    return this.run(() => (this.segTx.immediate(partition, hashes), true));
+  replaceSegments(partition: number, hashes: Uint8Array[]): void {
+    this.run(() => (this.segTx.immediate(partition, hashes), true));
   }
 
   /** Writes the segment hashes' checkpoint now (emptying the journal), if anything is dirty. */
@@ -415,7 +385,7 @@ export class Committer {
    * Runs one transaction (BEGIN IMMEDIATE, so the write lock is taken up front) that returns
    * whether it wrote the segment checkpoint; keeps the segment table in step with its outcome.
    */
-  private run(transaction: () => boolean): Committed {
+  private run(transaction: () => boolean): void {
     let checkpointed: boolean;
     try {
       checkpointed = transaction();
@@ -432,8 +402,6 @@ export class Committer {
       throw err;
     }
     if (checkpointed) this.lastCheckpoint = Date.now();
-    const segs = this.segments.packChanged();
     this.segments.commit(checkpointed);
-    return { segs };
   }
 }

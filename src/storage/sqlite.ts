@@ -24,7 +24,7 @@ import { encodeObject, type VersionedObject } from '../core/version.js';
 import { HintMirror } from '../handoff/mirror.js';
 import type { Hint, HintStore } from '../handoff/types.js';
 import { SEGMENTS_DEFAULT, SegmentHashes, validateSegments } from '../antientropy/segments.js';
-import { Committer, FRESH, REAP, SEGMENT_RECORD, UNREAP, type CommitRow, type Committed, type HintRow } from './sqlite-commit.js';
+import { Committer, FRESH, REAP, UNREAP, type CommitRow, type HintRow } from './sqlite-commit.js';
 // Importing the checkpointer module runs nothing here: it starts only on a worker thread.
 import type { CheckpointerConfig, FromCheckpointer, ToCheckpointer } from './sqlite-checkpointer.js';
 import { WalSync } from './wal-sync.js';
@@ -186,8 +186,12 @@ export class SqliteStorage extends StagedStorage implements Storage {
       const reapedKeys = new Set(db.prepare<[], string>('SELECT key FROM reaped').pluck().all());
       const committer = new Committer(db, {
         segments,
-        // Copies: the committer keeps its own table; the staging layer's follows its commits.
-        hashes: [...hashes].map(([p, h]) => [p, h.toBuffer().subarray(1)]),
+        // The staging layer's own buffers (the same map becomes its committedHashes).
+        partition: (p) => {
+          let h = hashes.get(p);
+          if (h === undefined) hashes.set(p, (h = new SegmentHashes(segments)));
+          return h.bytes();
+        },
         replayed,
       });
       // Reading above opened the WAL file; it stays the same file while this connection is open.
@@ -324,10 +328,7 @@ export class SqliteStorage extends StagedStorage implements Storage {
   }
 
   protected deleteReaped(before: number): Promise<string[]> {
-    return this.write('deleting old reaped records', () => {
-      const keys = this.committer.forget(before);
-      return { result: keys, committed: undefined };
-    });
+    return this.write('deleting old reaped records', () => this.committer.forget(before));
   }
 
   /**
@@ -336,14 +337,12 @@ export class SqliteStorage extends StagedStorage implements Storage {
    */
   checkpointSegments(): Promise<void> {
     this.assertOpen();
-    return this.write('checkpointing the segment hashes', () => (this.committer.checkpoint(), { result: undefined, committed: undefined }));
+    return this.write('checkpointing the segment hashes', () => this.committer.checkpoint());
   }
 
   protected persistSegments(partition: number, hashes: SegmentHashes): Promise<void> {
-    return this.write(`replacing the segment hashes of partition ${partition}`, () => ({
-      result: undefined,
-      committed: this.committer.replaceSegments(partition, hashes.toArray()),
-    }));
+    // The committer writes the new hashes into this layer's buffers too.
+    return this.write(`replacing the segment hashes of partition ${partition}`, () => this.committer.replaceSegments(partition, hashes.toArray()));
   }
 
   /**
@@ -357,13 +356,12 @@ export class SqliteStorage extends StagedStorage implements Storage {
       const flags = (w.reap !== undefined ? REAP : 0) | (w.unreap ? UNREAP : 0) | (w.committedObj === undefined ? FRESH : 0);
       rows[i] = [key, w.partition, w.live ? 1 : 0, w.bytes, w.segment, w.since, flags];
     }
-    let committed: Committed;
     try {
-      committed = this.committer.commit(rows);
+      this.committer.commit(rows);
     } catch (err) {
       throw storageFailure(err, `committing ${batch.length} write(s)`);
     }
-    this.committedWrite(committed);
+    this.committedWrite();
     return this.durable(`committing ${batch.length} write(s)`);
   }
 
@@ -394,28 +392,24 @@ export class SqliteStorage extends StagedStorage implements Storage {
 
   private persistHints(upserts: Hint[], deletes: number[]): Promise<void> {
     const rows: HintRow[] = upserts.map((h) => [h.id, h.target, h.key, h.partition, h.version, h.createdAt, encodeObject(h.obj)]);
-    return this.write(`writing ${upserts.length + deletes.length} hint change(s)`, () => {
-      this.committer.commitHints(rows, deletes);
-      return { result: undefined, committed: undefined };
-    });
+    return this.write(`writing ${upserts.length + deletes.length} hint change(s)`, () => this.committer.commitHints(rows, deletes));
   }
 
   /** Runs a write transaction now and resolves with its result once it is durable. */
-  private write<T>(doing: string, transaction: () => { result: T; committed: Committed | undefined }): Promise<T> {
-    let out: { result: T; committed: Committed | undefined };
+  private write<T>(doing: string, transaction: () => T): Promise<T> {
+    let result: T;
     try {
-      out = transaction();
+      result = transaction();
     } catch (err) {
       return Promise.reject(storageFailure(err, doing));
     }
-    if (out.committed !== undefined) this.committedWrite(out.committed);
+    this.committedWrite();
     const durable = this.durable(doing);
-    return durable === undefined ? Promise.resolve(out.result) : durable.then(() => out.result);
+    return durable === undefined ? Promise.resolve(result) : durable.then(() => result);
   }
 
-  /** After every write transaction: follow its segment changes, and ask for a WAL checkpoint now and then. */
-  private committedWrite(committed: Committed): void {
-    if (committed.segs !== undefined) this.applyCommittedSegments(committed.segs);
+  /** After every write transaction: ask for a WAL checkpoint now and then. */
+  private committedWrite(): void {
     if (++this.commitsSinceCheckpoint >= CHECKPOINT_EVERY && !this.checkpointRunning && !this.checkpointerExited) {
       this.commitsSinceCheckpoint = 0;
       this.checkpointRunning = true;
@@ -492,12 +486,6 @@ export class SqliteStorage extends StagedStorage implements Storage {
     }
   }
 
-  /** Takes the new hashes of the segments a commit changed (see `Committed.segs`). */
-  private applyCommittedSegments(segs: Uint8Array): void {
-    for (let off = 0; off + SEGMENT_RECORD <= segs.length; off += SEGMENT_RECORD)
-      this.hashesOf(readU32BE(segs, off)).setSegmentFrom(readU32BE(segs, off + 4), segs, off + 8);
-  }
-
   /** Asks the checkpointer to close its connection and waits for it to exit (terminating it if slow). */
   private stopCheckpointer(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -537,8 +525,4 @@ export function storageFailure(err: unknown, doing: string): NexusError {
   else if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) cause = 'database is locked (is another process using it?)';
   const message = cause === '' ? `${doing} failed: ${detail}` : `${cause}: ${doing} failed (${detail})`;
   return new NexusError(ErrorCodes.STORAGE_FAILED, message, code === '' ? undefined : { code });
-}
-
-function readU32BE(b: Uint8Array, at: number): number {
-  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 }

@@ -6,8 +6,8 @@
 // commit a batch atomically (throwing a STORAGE_FAILED NexusError on failure), close.
 //
 // Segment hashes (anti-entropy's tree leaves) follow the committed state: the committed side
-// computes each row's contribution in its commit and keeps the per-segment XORs (sqlite-commit.ts),
-// and reports them into `committedHashes`. This layer only tags each
+// computes each row's contribution in its commit and keeps the per-segment XORs in
+// `committedHashes` (the SQLite committer writes those buffers in place, sqlite-commit.ts). This layer only tags each
 // staged row with its segment. A tombstone can be collected: its row is removed and remembered as
 // "reaped", which later writes merge against.
 //
