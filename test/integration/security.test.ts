@@ -2,7 +2,7 @@
 // cluster settings cannot join, a client with the wrong secret is refused, and a node refuses to
 // start on data made with other settings.
 
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,11 +53,15 @@ describe('cluster settings', () => {
 
   it('refuses links between nodes whose settings differ', async () => {
     const fresh = mkdtempSync(join(tmpdir(), 'nexus-other-'));
-    await cluster.launch(cluster.node('n3'), { args: ['--partitions', '128'], dataDir: fresh });
-    await waitFor('the fingerprint refusal', () => /fingerprint/.test(cluster.node('n3').stderr));
-    expect((await cluster.status('n1')).nodes.find((n) => n.id === 'n3')?.state).toBe('down');
-    expect((await cluster.status('n3')).nodes.filter((n) => n.state === 'up').map((n) => n.id)).toEqual(['n3']);
-    await cluster.stop('n3');
+    try {
+      await cluster.launch(cluster.node('n3'), { args: ['--partitions', '128'], dataDir: fresh });
+      await waitFor('the fingerprint refusal', () => /fingerprint/.test(cluster.node('n3').stderr));
+      expect((await cluster.status('n1')).nodes.find((n) => n.id === 'n3')?.state).toBe('down');
+      expect((await cluster.status('n3')).nodes.filter((n) => n.state === 'up').map((n) => n.id)).toEqual(['n3']);
+    } finally {
+      await cluster.stop('n3');
+      rmSync(fresh, { recursive: true, force: true });
+    }
     await cluster.restart('n3');
     await cluster.waitAllUp();
   });

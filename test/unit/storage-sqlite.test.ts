@@ -48,9 +48,9 @@ describe('SqliteStorage', () => {
   });
 
   it('creates the folder and file, in WAL mode', () => {
-    dir = path.join(dir, 'nested', 'node1');
-    const s = openStorage();
-    expect(fs.existsSync(path.join(dir, DB_FILE_NAME))).toBe(true);
+    const nested = path.join(dir, 'nested', 'node1'); // inside the test's folder, removed with it
+    const s = openStorage({ dir: nested });
+    expect(fs.existsSync(path.join(nested, DB_FILE_NAME))).toBe(true);
     expect(s.info().journalMode).toBe('wal');
   });
 
