@@ -336,6 +336,7 @@ export class NexusNode {
       gets: this.coordinator.stats.gets,
       commits: written.commits,
       writes: written.writes,
+      ...(written.degraded === undefined ? {} : { storageDegraded: written.degraded }),
       standInPuts: this.coordinator.stats.standInPuts,
       hintedWrites: this.coordinator.stats.hintedWrites,
       hintsPending: sum(pending.values()),

@@ -168,6 +168,7 @@ export function registerDataCommands(program: Command): void {
           process.stdout.write(
             `  ${n.id.padEnd(8)} ${(n.state + since).padEnd(20)} ${n.url.padEnd(24)} pid ${String(n.pid ?? '?').padEnd(7)} partitions ${String(n.partitions).padStart(4)}  keys ${String(n.keys ?? '?').padStart(8)}  hints held ${n.hintsPending}${handoff}\n`,
           );
+          if (typeof n.storageDegraded === 'string') process.stdout.write(`           storage degraded: ${n.storageDegraded}\n`);
         }
       } finally {
         client.close();

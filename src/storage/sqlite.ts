@@ -92,8 +92,9 @@ export class SqliteStorage extends StagedStorage implements Storage {
   private commitsSinceCheckpoint = 0;
   private checkpointRunning = false;
   /**
-   * Set by the checkpointer's 'exit' event. Should it die, nothing breaks: the WAL then grows
-   * (commits slow down) until close checkpoints it.
+   * Set by the checkpointer's 'exit' event. Should it die before close, this thread takes over
+   * its PASSIVE checkpoints (each then stalls the event loop for two fsyncs) rather than let the
+   * WAL grow until close, and stats() says so.
    */
   private checkpointerExited = false;
   /** The last error the checkpointer reported (close names it if the thread exits abnormally). */
@@ -410,11 +411,27 @@ export class SqliteStorage extends StagedStorage implements Storage {
 
   /** After every write transaction: ask for a WAL checkpoint now and then. */
   private committedWrite(): void {
-    if (++this.commitsSinceCheckpoint >= CHECKPOINT_EVERY && !this.checkpointRunning && !this.checkpointerExited) {
-      this.commitsSinceCheckpoint = 0;
-      this.checkpointRunning = true;
-      this.checkpointer.postMessage({ t: 'checkpoint' } satisfies ToCheckpointer);
+    if (++this.commitsSinceCheckpoint < CHECKPOINT_EVERY || this.checkpointRunning) return;
+    this.commitsSinceCheckpoint = 0;
+    if (this.checkpointerExited) return this.checkpointHere();
+    this.checkpointRunning = true;
+    this.checkpointer.postMessage({ t: 'checkpoint' } satisfies ToCheckpointer);
+  }
+
+  /** A PASSIVE checkpoint on this thread; a failure is kept for stats() and the next one retries. */
+  private checkpointHere(): void {
+    try {
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+    } catch (err) {
+      this.checkpointerError = storageFailure(err, 'checkpointing the WAL').message;
     }
+  }
+
+  override stats(): { commits: number; writes: number; degraded?: string } {
+    const counts = super.stats();
+    if (!this.checkpointerExited || this.closingStore) return counts;
+    const why = this.checkpointerError === undefined ? '' : ` (${this.checkpointerError})`;
+    return { ...counts, degraded: `the WAL checkpoint thread exited${why}; the main thread checkpoints instead, stalling for its fsyncs` };
   }
 
   /**
@@ -479,11 +496,7 @@ export class SqliteStorage extends StagedStorage implements Storage {
     // tail is checkpointed here, where no commit can come between it and the next one: a few
     // frames, but two fsyncs (~0.4 ms here, once per CHECKPOINT_EVERY commits). A WAL that only
     // grows made every commit's sync slower (file size changes are metadata: 255 -> 470 µs).
-    try {
-      this.db.pragma('wal_checkpoint(PASSIVE)');
-    } catch (err) {
-      this.checkpointerError = storageFailure(err, 'checkpointing the WAL').message; // the next one retries
-    }
+    this.checkpointHere();
   }
 
   /** Asks the checkpointer to close its connection and waits for it to exit (terminating it if slow). */

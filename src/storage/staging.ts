@@ -406,7 +406,7 @@ export abstract class StagedStorage implements Storage {
     return [...rows].sort((x, y) => compareKeys(x[0], y[0]));
   }
 
-  stats(): { commits: number; writes: number } {
+  stats(): { commits: number; writes: number; degraded?: string } {
     return { commits: this.commits, writes: this.writes };
   }
 

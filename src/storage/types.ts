@@ -99,8 +99,11 @@ export interface Storage {
    */
   onChange(listener: (key: string, partition: number, before: VersionedObject | undefined, after: VersionedObject | undefined) => void): void;
 
-  /** Counters for status and benchmarks: transactions committed and writes they carried. */
-  stats(): { commits: number; writes: number };
+  /**
+   * Counters for status and benchmarks: transactions committed and writes they carried; and
+   * `degraded`, set while the store works around a fault of its own (said in status).
+   */
+  stats(): { commits: number; writes: number; degraded?: string };
 
   /** Resolves when everything staged so far is committed (or has failed). */
   flush(): Promise<void>;

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCodes, NexusError } from '../../src/core/errors.js';
 import { SegmentHashes, segmentOf } from '../../src/antientropy/segments.js';
@@ -137,6 +138,20 @@ describe('SqliteStorage', () => {
     await Promise.all([f.put('a', 0, valueObj('1')), f.put('b', 0, valueObj('2'))]);
     await f.put('c', 0, valueObj('3'));
     expect(walSync.syncs - before).toBe(2); // one per batch, none for the meta write
+  });
+
+  it('checkpoints on the main thread once the checkpoint thread has died, and says so', async () => {
+    const s = openStorage();
+    const wal = path.join(dir, `${DB_FILE_NAME}-wal`);
+    expect(s.stats().degraded).toBeUndefined();
+    await (s as unknown as { checkpointer: Worker }).checkpointer.terminate();
+    await vi.waitFor(() => expect(s.stats().degraded).toMatch(/WAL checkpoint thread exited.*main thread checkpoints/));
+    // As in the test below: ~12 MB of WAL if nothing checkpointed it.
+    for (let i = 0; i < 600; i++) await s.put(`k${i}`, i % 8, valueObj(`v${i}`));
+    expect(fs.statSync(wal).size).toBeLessThan(4 * 1024 * 1024);
+    await s.close();
+    const again = openStorage();
+    expect(text(again.get('k599'))).toBe('v599');
   });
 
   it('keeps reusing the WAL from its start instead of letting it grow', async () => {
