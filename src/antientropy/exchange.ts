@@ -25,7 +25,7 @@ import type { Replies } from '../transport/protocol.js';
 import type { Transport } from '../transport/types.js';
 import { diffKeys, findDifferences, repairPlan, type KeyHashes, type RemoteSegments } from './compare.js';
 import type { SegmentHashes } from './segments.js';
-import { SegmentTree } from './tree.js';
+import { TreeCache, type SegmentTree } from './tree.js';
 
 export interface AntiEntropyOptions {
   self: string;
@@ -83,6 +83,8 @@ function add(into: ExchangeReport, r: ExchangeReport): void {
 export class AntiEntropy {
   /** Trees served to peers, kept briefly so one exchange sees one snapshot. */
   private readonly served = new Map<number, { tree: SegmentTree; at: number }>();
+  /** Trees reused while their partition's segment hashes are unchanged (both sides of exchanges). */
+  private readonly trees = new TreeCache();
   private readonly totals = emptyReport();
   private lastRound: { at: number; ms: number; repaired: number } | null = null;
   private running: Promise<ExchangeReport> | null = null;
@@ -138,6 +140,7 @@ export class AntiEntropy {
       aeBytesSent: this.totals.bytesSent,
       aeBytesReceived: this.totals.bytesReceived,
       aeRoundsPaused: this.pausedRounds,
+      aeTreesBuilt: this.trees.builds,
       tombstonesCollected: this.tombstonesCollected,
       reapedKept: this.o.storage.reapedCount(),
       reapedForgotten: this.reapedForgotten,
@@ -224,7 +227,7 @@ export class AntiEntropy {
       nodes: async (level, indices) => (await ask({ t: 'ae-nodes', partition, level, indices: [...indices] })).hashes.map((h) => Buffer.from(h)),
     };
     const snapshotAt = this.o.clock.now();
-    const local = SegmentTree.build(this.o.storage.segmentHashes(partition));
+    const local = this.trees.tree(partition, this.o.storage.segmentHashes(partition));
     const diff = await findDifferences(local, remote);
     report.segmentsCompared = local.segments;
     report.bytesReceived += diff.exchangedBytes;
@@ -339,7 +342,7 @@ export class AntiEntropy {
     const now = this.o.clock.now();
     const cached = this.served.get(partition);
     if (!fresh && cached && now - cached.at < TREE_TTL_MS) return cached.tree;
-    const tree = SegmentTree.build(this.o.storage.segmentHashes(partition));
+    const tree = this.trees.tree(partition, this.o.storage.segmentHashes(partition));
     this.served.set(partition, { tree, at: now });
     return tree;
   }

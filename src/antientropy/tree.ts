@@ -1,6 +1,8 @@
 // The Merkle tree over one partition's segment hashes, built with `merkle-tools` (sha256) when an
-// exchange needs it and thrown away afterwards: the segment hashes are the durable state, the tree
-// is a snapshot (about a millisecond or two for 1024 leaves).
+// exchange needs it: the segment hashes are the durable state, the tree is a snapshot of them
+// (~3 ms and a few thousand small buffers for 1024 leaves). A built tree is packed into one buffer
+// and kept by `TreeCache` while its leaves still equal the partition's segment hashes, so a round
+// over unchanged partitions compares 16 KiB per partition instead of rebuilding every tree.
 //
 // Only power-of-two leaf counts are supported. merkle-tools promotes an odd node to the next level
 // unhashed (its `makeTree`), so for other counts the levels would not be a full binary tree and
@@ -27,13 +29,18 @@ export interface SegmentView {
 export class SegmentTree implements SegmentView {
   readonly segments: number;
   readonly depth: number;
-  /** levels[0] = [root] … levels[depth] = leaves. */
-  private readonly levels: Buffer[][];
+  /** Every level in one buffer, root first, leaves (HASH_BYTES each) last; inner nodes 32 bytes. */
+  private readonly packed: Buffer;
+  /** Where each level starts in `packed`, and one past the end. */
+  private readonly offsets: number[];
 
   private constructor(levels: Buffer[][]) {
-    this.levels = levels;
     this.depth = levels.length - 1;
     this.segments = levels[this.depth]!.length;
+    this.offsets = [0];
+    for (const level of levels) this.offsets.push(this.offsets[this.offsets.length - 1]! + level.length * (level[0]?.length ?? 0));
+    this.packed = Buffer.allocUnsafe(this.offsets[levels.length]!);
+    levels.forEach((level, l) => level.forEach((h, j) => h.copy(this.packed, this.offsets[l]! + j * h.length)));
   }
 
   /** Builds the tree over a partition's segment hashes (copied: later writes do not leak in). */
@@ -48,29 +55,61 @@ export class SegmentTree implements SegmentView {
     return new SegmentTree(levelsFromProofs(mt, leaves, root));
   }
 
+  /** Whether this tree's leaves are exactly `hashes` (the tree is still the partition's). */
+  matches(hashes: SegmentHashes): boolean {
+    return this.packed.subarray(this.offsets[this.depth]!).equals(hashes.bytes());
+  }
+
   root(): Buffer {
-    return this.levels[0]![0]!;
+    return this.node(0, 0);
   }
 
   /** The number of levels, root and leaves included (depth + 1). */
   get levelCount(): number {
-    return this.levels.length;
+    return this.depth + 1;
   }
 
-  /** Every hash of level i (0 = root). The array is the tree's own: do not mutate it. */
-  level(i: number): readonly Buffer[] {
-    const level = this.levels[i];
-    if (level === undefined) throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `level ${i} is out of range 0..${this.depth}`);
-    return level;
+  /** Every hash of level i (0 = root), as views into the tree: do not mutate them. */
+  level(i: number): Buffer[] {
+    this.checkLevel(i);
+    return Array.from({ length: 1 << i }, (_, j) => this.node(i, j));
   }
 
   nodes(level: number, indices: readonly number[]): Buffer[] {
-    const hashes = this.level(level);
+    this.checkLevel(level);
     return indices.map((i) => {
-      const h = hashes[i];
-      if (h === undefined) throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `node ${i} is out of range at level ${level}`);
-      return h;
+      if (!Number.isInteger(i) || i < 0 || i >= 1 << level) throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `node ${i} is out of range at level ${level}`);
+      return this.node(level, i);
     });
+  }
+
+  private node(level: number, i: number): Buffer {
+    const size = ((this.offsets[level + 1]! - this.offsets[level]!) / (1 << level)) | 0;
+    const start = this.offsets[level]! + i * size;
+    return this.packed.subarray(start, start + size);
+  }
+
+  private checkLevel(i: number): void {
+    if (!Number.isInteger(i) || i < 0 || i > this.depth) throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `level ${i} is out of range 0..${this.depth}`);
+  }
+}
+
+/**
+ * The last tree built per partition, reused while its leaves equal the partition's segment hashes.
+ * A tree is immutable, so one handed out stays a consistent snapshot whatever is written later.
+ * Memory: one packed tree per partition (48 KiB at 1024 segments).
+ */
+export class TreeCache {
+  private readonly trees = new Map<number, SegmentTree>();
+  builds = 0;
+
+  tree(partition: number, hashes: SegmentHashes): SegmentTree {
+    const cached = this.trees.get(partition);
+    if (cached !== undefined && cached.segments === hashes.segments && cached.matches(hashes)) return cached;
+    this.builds++;
+    const tree = SegmentTree.build(hashes);
+    this.trees.set(partition, tree);
+    return tree;
   }
 }
 

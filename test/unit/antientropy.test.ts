@@ -9,7 +9,7 @@ import { decodeObject, emptyObject, encodeObject, isDeleted, merge, objectHash, 
 import { ErrorCodes } from '../../src/core/errors.js';
 import { SEGMENTS_DEFAULT, SegmentHashes, keyEncodedHash, keyObjectHash, segmentDelta, segmentOf } from '../../src/antientropy/segments.js';
 import { contribution } from '../../src/storage/sqlite-commit.js';
-import { SegmentTree } from '../../src/antientropy/tree.js';
+import { SegmentTree, TreeCache } from '../../src/antientropy/tree.js';
 import { diffKeys, findDifferences, repairPlan, serveSegments, type KeyHashes } from '../../src/antientropy/compare.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -198,6 +198,22 @@ describe('the Merkle tree over segment hashes', () => {
       expect(t.root().equals(t.level(0)[0]!)).toBe(true);
     }
     expect(() => SegmentTree.build([Buffer.alloc(16), Buffer.alloc(16), Buffer.alloc(16)])).toThrow(/power of two/);
+  });
+
+  it('a kept tree is reused while its segment hashes are unchanged, and stays the snapshot it was', () => {
+    const [a] = twinStores(50, 64);
+    const cache = new TreeCache();
+    const first = cache.tree(3, a.hashes);
+    const root = Buffer.from(first.root());
+    expect(cache.tree(3, a.hashes)).toBe(first);
+    expect(cache.builds).toBe(1);
+    a.hashes.xorSegment(7, Buffer.alloc(16, 1));
+    const second = cache.tree(3, a.hashes);
+    expect(second).not.toBe(first);
+    expect(second.root().equals(root)).toBe(false);
+    expect(first.root().equals(root)).toBe(true); // the first exchange's snapshot did not move
+    expect(second.level(second.depth)).toEqual(a.hashes.toArray());
+    expect(cache.builds).toBe(2);
   });
 
   it('roots are equal exactly when the segment hashes are', () => {

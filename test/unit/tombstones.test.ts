@@ -1,5 +1,6 @@
-// Tombstone collection between two in-memory nodes on the virtual clock of the deterministic
-// simulation: the same NexusNode code, no processes, no timing left to chance.
+// Tombstone collection, and the reuse of exchange trees, between two in-memory nodes on the
+// virtual clock of the deterministic simulation: the same NexusNode code, no processes, no timing
+// left to chance.
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultNodeConfig } from '../../src/core/config.js';
 import { emptyObject, update } from '../../src/core/version.js';
@@ -79,5 +80,41 @@ describe('tombstone collection', () => {
     expect(held.sort()).toEqual([...extra].sort());
     expect(n2.reapedCount()).toBe(20);
     for (let i = 0; i < 20; i++) expect(n1.reaped(`k${i}`)).toBeUndefined();
+  });
+});
+
+describe('exchange trees', () => {
+  let stop: (() => Promise<unknown>) | undefined;
+  afterEach(async () => {
+    await stop?.();
+    stop = undefined;
+  });
+
+  it('are rebuilt only for partitions whose segment hashes changed, and still find every difference', async () => {
+    const c = await pair();
+    stop = c.stop;
+    const enc = new TextEncoder();
+    const builds = async (id: string): Promise<number> => (await c.ask<{ aeTreesBuilt: number }>(id, { t: 'info' } as Request)).aeTreesBuilt;
+    const repair = (id: string): Promise<{ keysRepaired: number; exchanges: number }> => c.ask(id, { t: 'repair' } as Request);
+    for (let i = 0; i < 20; i++) await c.ask('n1', { t: 'put', key: `k${i}`, value: enc.encode('v'), w: 2, timeoutMs: 2_000 });
+    await repair('n1');
+    const before = [await builds('n1'), await builds('n2')];
+    expect(before[0]).toBeGreaterThan(0);
+
+    // Nothing written: every partition (8) is compared again, on both sides, from the kept trees.
+    expect(await repair('n1')).toMatchObject({ keysRepaired: 0, exchanges: 8 });
+    expect(await repair('n2')).toMatchObject({ keysRepaired: 0, exchanges: 8 });
+    expect([await builds('n1'), await builds('n2')]).toEqual(before);
+
+    // A key only n2 holds (written to its storage directly, so no replication): n2 rebuilds that
+    // partition's tree (n1's hashes did not change) and the key moves; the kept trees hide nothing.
+    const key = 'only-on-n2';
+    await c.drive(c.nodes.get('n2')!.storage.put(key, partitionOf(key, 8), update(emptyObject(), {}, 'n2', 5000, enc.encode('x'))));
+    expect(await repair('n1')).toMatchObject({ keysRepaired: 1 });
+    expect(c.nodes.get('n1')!.storage.get(key)).toBeDefined();
+    expect([await builds('n1'), await builds('n2')]).toEqual([before[0], before[1]! + 1]);
+    // The repair changed n1's hashes: the next round rebuilds that one tree there, and agrees.
+    expect(await repair('n1')).toMatchObject({ keysRepaired: 0, exchanges: 8 });
+    expect([await builds('n1'), await builds('n2')]).toEqual([before[0]! + 1, before[1]! + 1]);
   });
 });
