@@ -7,14 +7,15 @@
 //
 // Segment hashes (anti-entropy's tree leaves) follow the committed state: the committed side
 // computes each row's contribution in its commit and keeps the per-segment XORs in
-// `committedHashes` (the SQLite committer writes those buffers in place, sqlite-commit.ts). This layer only tags each
-// staged row with its segment. A tombstone can be collected: its row is removed and remembered as
-// "reaped", which later writes merge against.
+// `committedHashes` (the SQLite committer writes those buffers in place, sqlite-commit.ts). This
+// layer only tags each staged row with its segment. A tombstone can be collected: its row is
+// removed and remembered as "reaped", which later writes merge against.
 //
-// A commit may be synchronous (the in-memory storage, SQLite under 'os' durability) or asynchronous
-// (SQLite under 'fsync': durable once its WAL sync returns). At most one batch is in flight: puts made meanwhile stage into the next batch,
-// which is sent as soon as the one in flight lands, so batches grow by themselves under load. The
-// entries of the batch in flight stay in the overlay (so `get` still sees them) until it lands.
+// A commit may be synchronous (the in-memory storage, SQLite under 'os' durability) or
+// asynchronous (SQLite under 'fsync': durable once its WAL sync returns). At most one batch is in
+// flight: puts made meanwhile stage into the next batch, which is sent as soon as the one in
+// flight lands, so batches grow by themselves under load. The entries of the batch in flight stay
+// in the overlay (so `get` still sees them) until it lands.
 
 import { LRUCache } from 'lru-cache';
 import { SegmentHashes, segmentOf } from '../antientropy/segments.js';

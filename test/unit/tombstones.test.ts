@@ -44,13 +44,14 @@ async function pair() {
   return { sched, nodes, ask, drive, stop: () => Promise.all([...nodes.values()].map((n) => n.node.stop())) };
 }
 
-describe('tombstone collection', () => {
-  let stop: (() => Promise<unknown>) | undefined;
-  afterEach(async () => {
-    await stop?.();
-    stop = undefined;
-  });
+/** The pair a test started, stopped after it whatever happened. */
+let stop: (() => Promise<unknown>) | undefined;
+afterEach(async () => {
+  await stop?.();
+  stop = undefined;
+});
 
+describe('tombstone collection', () => {
   it('never ships a reaped record to a replica that has collected and forgotten the same tombstone', async () => {
     const c = await pair();
     stop = c.stop;
@@ -84,12 +85,6 @@ describe('tombstone collection', () => {
 });
 
 describe('exchange trees', () => {
-  let stop: (() => Promise<unknown>) | undefined;
-  afterEach(async () => {
-    await stop?.();
-    stop = undefined;
-  });
-
   it('are rebuilt only for partitions whose segment hashes changed, and still find every difference', async () => {
     const c = await pair();
     stop = c.stop;
