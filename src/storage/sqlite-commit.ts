@@ -265,8 +265,14 @@ export class Committer {
   ) {
     const segments = new SegmentTable(cfg.partition, cfg.replayed);
     this.segments = segments;
-    const old = db.prepare<[string], { partition: number; segment: number; khash: Buffer | null }>(
-      'SELECT partition, segment, khash FROM objects WHERE key = ?',
+    const old = db.prepare<[string], { id: number; partition: number; segment: number; khash: Buffer | null }>(
+      'SELECT rowid AS id, partition, segment, khash FROM objects WHERE key = ?',
+    );
+    // A row that stays in its partition (always, while the partition count is fixed) is updated in
+    // place by rowid: the upsert would also rewrite its entry in objects_by_partition (SQLite
+    // rewrites an index whose column is assigned, even to the same value) and look the key up again.
+    const updateInPlace = db.prepare<[number, number, number, Uint8Array | null, Uint8Array, number]>(
+      'UPDATE objects SET segment = ?, live = ?, since = ?, khash = ?, obj = ? WHERE rowid = ?',
     );
     const columns = '(key, partition, segment, live, since, khash, obj) VALUES (?, ?, ?, ?, ?, ?, ?)';
     type Params = [string, number, number, number, number, Uint8Array | null, Uint8Array];
@@ -325,7 +331,8 @@ export class Committer {
           remove.run(key);
           reap.run(key, partition, segment, khash, obj, since);
         } else {
-          upsert.run(key, partition, segment, live, since, khash, obj);
+          if (was !== undefined && was.partition === partition) updateInPlace.run(segment, live, since, khash, obj, was.id);
+          else upsert.run(key, partition, segment, live, since, khash, obj);
           if (khash !== null) segments.xor(partition, segment, khash);
           if (flags & UNREAP) unreap.run(key);
         }
