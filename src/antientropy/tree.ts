@@ -55,7 +55,7 @@ export class SegmentTree implements SegmentView {
     return new SegmentTree(levelsFromProofs(mt, leaves, root));
   }
 
-  /** Whether this tree's leaves are exactly `hashes` (the tree is still the partition's). */
+  /** Whether this tree's leaves are exactly `hashes` (a different segment count never matches). */
   matches(hashes: SegmentHashes): boolean {
     return this.packed.subarray(this.offsets[this.depth]!).equals(hashes.bytes());
   }
@@ -105,7 +105,7 @@ export class TreeCache {
 
   tree(partition: number, hashes: SegmentHashes): SegmentTree {
     const cached = this.trees.get(partition);
-    if (cached !== undefined && cached.segments === hashes.segments && cached.matches(hashes)) return cached;
+    if (cached?.matches(hashes)) return cached;
     this.builds++;
     const tree = SegmentTree.build(hashes);
     this.trees.set(partition, tree);
