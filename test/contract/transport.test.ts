@@ -28,11 +28,6 @@ import { WsTransport, type WsTransportOptions } from '../../src/transport/ws.js'
 
 const HOST = '127.0.0.1';
 
-/** A port on 127.0.0.1 that was free a moment ago (see freePorts: not from the ephemeral range). */
-async function freePort(): Promise<number> {
-  return (await freePorts(1))[0]!;
-}
-
 /** Polls `check` until it holds; fails naming `what` after `timeoutMs`. */
 async function waitFor(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -256,7 +251,8 @@ class Relay {
 async function wsNodeSet(hooks: SetHooks): Promise<NodeSet> {
   const ids = ['a', 'b', 'c'];
   const ports = new Map<string, number>();
-  for (const id of ids) ports.set(id, await freePort());
+  // One draw for all three: freePorts holds each port until all are found, so none comes twice.
+  (await freePorts(ids.length)).forEach((port, i) => ports.set(ids[i]!, port));
   // The node with the smaller id dials: put a relay on each dialing path.
   const relays = new Map<string, Relay>();
   const key = (x: string, y: string): string => (x < y ? `${x}-${y}` : `${y}-${x}`);
@@ -543,7 +539,8 @@ describe('WsTransport only', () => {
   async function cluster(over: Record<string, NodeOpts> = {}, start: string[] = ['a', 'b', 'c']) {
     const ids = ['a', 'b', 'c'];
     const members: Member[] = [];
-    for (const id of ids) members.push({ id, url: `ws://${HOST}:${await freePort()}` });
+    const ports = await freePorts(ids.length); // one draw: no port twice
+    ids.forEach((id, i) => members.push({ id, url: `ws://${HOST}:${ports[i]!}` }));
     const served: Served = [];
     const events: LinkEvent[] = [];
     const nodes = new Map<string, WsTransport>();

@@ -73,8 +73,9 @@ export class TestCluster {
 
   static async start(opts: ClusterOptions = {}): Promise<TestCluster> {
     const c = new TestCluster({ nodes: 3, n: 3, partitions: 64, secret: '', args: [], ...opts });
+    const ports = await freePorts(c.opts.nodes); // one draw: no port twice
     for (let i = 0; i < c.opts.nodes; i++) {
-      const port = await freePort();
+      const port = ports[i]!;
       const id = `n${i + 1}`;
       c.nodes.push({ id, port, url: `ws://127.0.0.1:${port}`, dataDir: join(c.dir, id), proc: null, stdout: '', stderr: '', args: [] });
     }
