@@ -2,14 +2,14 @@
 // dispatches requests to them. It holds no replication logic of its own.
 
 import { systemClock, type Clock, type TimerHandle } from './core/clock.js';
-import { maxFrameBytes, settingsFingerprint, validateNodeConfig, type NodeConfig } from './core/config.js';
+import { maxFrameBytes, resolveQuorum, settingsFingerprint, validateNodeConfig, type NodeConfig } from './core/config.js';
 import { ErrorCodes, NexusError } from './core/errors.js';
 import { LoadMonitor } from './core/load.js';
 import { createLogger, type Logger } from './core/log.js';
 import { nodeTimings, parseDelaySpec, type DelaySpec, type NodeTimings } from './core/timings.js';
 import { decodeObject } from './core/version.js';
 import { AntiEntropy } from './antientropy/exchange.js';
-import { Coordinator } from './coordinator/coordinator.js';
+import { Coordinator, validateKey } from './coordinator/coordinator.js';
 import { Pacer } from './handoff/pacer.js';
 import { DELIVERY_TIMEOUT_MS, HandoffManager } from './handoff/manager.js';
 import { MemoryHintStore } from './handoff/memory.js';
@@ -236,11 +236,21 @@ export class NexusNode {
         return {};
       }
       case 'rget': {
-        requirePeer(origin, msg.t);
+        // Peers send only keys they validated; a client's key is checked like a get's.
+        if (origin.kind !== 'peer') validateKey(msg.key);
         return { obj: this.coordinator.localEncoded(msg.key)?.bytes ?? null } satisfies Replies['rget'];
       }
       case 'info':
         return this.info();
+      case 'ring':
+        return {
+          node: this.cfg.id,
+          fingerprint: settingsFingerprint(this.cfg.cluster),
+          members: [...this.ring.members],
+          partitions: this.ring.partitions,
+          n: this.ring.n,
+          defaultR: resolveQuorum(this.cfg.defaultR, this.ring.n, 'R'),
+        } satisfies Replies['ring'];
       case 'hput': {
         requirePeer(origin, msg.t);
         await this.hints.addHint(msg.target, msg.key, this.ring.partitionOf(msg.key), decodeObject(msg.obj), this.clock.now());

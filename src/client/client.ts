@@ -2,6 +2,9 @@
 // authenticated link per node URL, opened on first use, and either fails over between the URLs in
 // order or spreads requests over all of them.
 //
+// Reads are coordinated by the client itself when it has a link to every primary of the key
+// (client/direct.ts): one round trip instead of two. Writes always go through a node.
+//
 // Failover is only automatic where it is safe: a request that could not be sent goes to the next
 // node; a write whose link dropped after sending fails as UNREACHABLE (it may or may not have been
 // applied), and a read is simply retried.
@@ -11,6 +14,7 @@ import { DEFAULT_MAX_SIBLINGS, DEFAULT_MAX_VALUE_BYTES, maxFrameBytes, type Quor
 import { ErrorCodes, NexusError } from '../core/errors.js';
 import { dial } from '../transport/handshake.js';
 import { Link } from '../transport/link.js';
+import { DirectReads, type DirectReadStats } from './direct.js';
 import type { Replies, RequestOf, RequestType } from '../transport/protocol.js';
 
 export interface ClientOptions {
@@ -23,6 +27,14 @@ export interface ClientOptions {
   strategy?: 'failover' | 'spread';
   /** Bound on requests in flight per node link (default 10000). */
   maxInFlight?: number;
+  /**
+   * 'direct' (default with two URLs or more): coordinate reads here, asking the key's primaries,
+   * whenever this client has a URL for each of them; otherwise, and when they cannot give R replies within
+   * `patienceMs`, a node coordinates. 'coordinated': a node always coordinates.
+   */
+  reads?: 'direct' | 'coordinated';
+  /** How long a direct read waits for R replies before a node coordinator takes over (1000; at most half the deadline). */
+  patienceMs?: number;
 }
 
 export interface GetResult {
@@ -50,10 +62,29 @@ export class NexusClient {
   private readonly timeoutMs: number;
   private turn = 0;
   private closed = false;
+  private readonly direct: DirectReads | null;
 
   constructor(private readonly opts: ClientOptions) {
     if (opts.nodes.length === 0) throw new NexusError(ErrorCodes.INVALID_ARGUMENT, 'at least one node URL is needed');
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    // With one URL a client can never reach all N primaries (N = 1 gains nothing): leave reads to the node.
+    this.direct =
+      opts.reads === 'coordinated' || opts.nodes.length < 2
+        ? null
+        : new DirectReads({
+            urls: opts.nodes,
+            link: (url) => this.openLink(url),
+            coordinated: (msg, timeoutMs, url) => {
+              const m = { ...msg, timeoutMs };
+              return url === undefined ? this.call('get', m, true, timeoutMs) : this.openLink(url).then((l) => l.request<'get'>(m, timeoutMs));
+            },
+            patienceMs: opts.patienceMs ?? 1000,
+          });
+  }
+
+  /** How this client's reads were coordinated (all zero with reads: 'coordinated'). */
+  get readStats(): DirectReadStats {
+    return { ...(this.direct?.stats ?? { direct: 0, fallbacks: 0, repairs: 0 }) };
   }
 
   async put(key: string, value: Uint8Array | string, o: WriteOptions = {}): Promise<{ context: string }> {
@@ -66,7 +97,7 @@ export class NexusClient {
     const msg: RequestOf<'get'> = { t: 'get', key, timeoutMs: o.timeoutMs ?? this.timeoutMs };
     if (o.r !== undefined) msg.r = o.r;
     if (o.strict) msg.strict = true;
-    const res = await this.call('get', msg, true, o.timeoutMs);
+    const res = this.direct ? await this.direct.get(msg, o.timeoutMs ?? this.timeoutMs) : await this.call('get', msg, true, o.timeoutMs);
     return { found: res.found, values: res.values, context: res.ctx, siblings: res.siblings };
   }
 
@@ -127,12 +158,7 @@ export class NexusClient {
     for (const url of this.order()) {
       let link: Link;
       try {
-        link = await this.link(url);
-        if (!link.isOpen) {
-          // A link that closed since last use: dial once more before moving on.
-          this.links.delete(url);
-          link = await this.link(url);
-        }
+        link = await this.openLink(url);
       } catch (e) {
         const err = NexusError.from(e);
         if (err.code === ErrorCodes.AUTH_FAILED || err.code === ErrorCodes.INCOMPATIBLE) throw err;
@@ -148,6 +174,14 @@ export class NexusClient {
       }
     }
     throw new NexusError(ErrorCodes.UNREACHABLE, `no node could be reached: ${reasons.join('; ')}`);
+  }
+
+  /** The link to `url`, dialled again if it closed since its last use. */
+  private async openLink(url: string): Promise<Link> {
+    const link = await this.link(url);
+    if (link.isOpen) return link;
+    this.links.delete(url);
+    return this.link(url);
   }
 
   private link(url: string): Promise<Link> {

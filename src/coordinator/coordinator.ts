@@ -12,9 +12,7 @@ import {
   decodeObject,
   encodeContext,
   encodeObject,
-  isDeleted,
   joinVV,
-  liveValues,
   emptyObject,
   merge,
   siblingsAfterUpdate,
@@ -28,7 +26,7 @@ import type { Replica } from '../replica/replica.js';
 import type { GetRequest, PutRequest, Replies } from '../transport/protocol.js';
 import type { EncodedState } from '../storage/types.js';
 import type { Transport } from '../transport/types.js';
-import { GetQuorum, PutQuorum } from './quorum.js';
+import { answerOf, GetQuorum, PutQuorum, sameBytes } from './quorum.js';
 
 /** Who is up, as the failure detector judges it; coordinators skip nodes judged down. */
 export interface Liveness {
@@ -211,7 +209,7 @@ export class Coordinator {
       const answer = (): void => {
         if (answered) return;
         answered = true;
-        if (quorum.succeeded()) resolve(toReply(quorum.merged()));
+        if (quorum.succeeded()) resolve(answerOf(quorum.merged()));
         else reject(new NexusError(ErrorCodes.QUORUM_NOT_MET, quorum.failureMessage()));
       };
       const repair = (): void => {
@@ -366,14 +364,4 @@ function unserved(primaries: readonly string[], plan: readonly ReplicaChoice[]):
 
 function strictError(up: number, n: number, needed: number, what: 'R' | 'W'): NexusError {
   return new NexusError(ErrorCodes.QUORUM_NOT_MET, `strict quorum not met: ${up} of ${n} primaries up, ${what}=${needed} needs ${needed}`);
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function toReply(obj: VersionedObject): Replies['get'] {
-  return { found: !isDeleted(obj), values: liveValues(obj), ctx: encodeContext(obj.vv), siblings: obj.siblings.length };
 }

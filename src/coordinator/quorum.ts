@@ -3,7 +3,8 @@
 // timers, so it is unit-tested without a network.
 
 import type { WireError } from '../core/errors.js';
-import { emptyObject, merge, sameState, type VersionedObject } from '../core/version.js';
+import { emptyObject, encodeContext, isDeleted, liveValues, merge, sameState, type VersionedObject } from '../core/version.js';
+import type { Replies } from '../transport/protocol.js';
 
 export type Failure = { node: string; error: WireError };
 
@@ -122,4 +123,19 @@ export class GetQuorum extends QuorumCore<VersionedObject | undefined> {
   failureMessage(): string {
     return this.failureText('replies', 'R', 'asked');
   }
+}
+
+/**
+ * A read's answer: the merged state's live values and a context covering exactly that state (so a
+ * write with it never discards a sibling the reader did not see).
+ */
+export function answerOf(merged: VersionedObject): Replies['get'] {
+  return { found: !isDeleted(merged), values: liveValues(merged), ctx: encodeContext(merged.vv), siblings: merged.siblings.length };
+}
+
+/** Byte equality: replicas in sync send the same encoding, so a reply equal to one already decoded is that state. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -48,7 +48,11 @@ export interface ReplicaPutRequest {
   obj: Uint8Array;
 }
 
-/** Replica read: the local state of a key. */
+/**
+ * Replica read: the local state of a key (with any hints this node keeps for it). Peers send it
+ * when they coordinate a read; clients send it when they coordinate a read themselves
+ * (client/direct.ts).
+ */
 export interface ReplicaGetRequest {
   t: 'rget';
   key: string;
@@ -106,6 +110,11 @@ export interface HeartbeatRequest {
   t: 'hb';
 }
 
+/** What a client needs to coordinate reads itself: the answering node's id and the ring's settings. */
+export interface RingRequest {
+  t: 'ring';
+}
+
 /** A node's own figures, for the status of the node that asks. */
 export interface InfoRequest {
   t: 'info';
@@ -125,10 +134,9 @@ export interface SimFaultRequest {
   replicaDelay?: string;
 }
 
-export type ClientRequest = PutRequest | GetRequest | StatusRequest | RepairRequest | SimFaultRequest | TimingsRequest;
+export type ClientRequest = PutRequest | GetRequest | StatusRequest | RepairRequest | SimFaultRequest | TimingsRequest | RingRequest | ReplicaGetRequest;
 export type PeerOnlyRequest =
   | ReplicaPutRequest
-  | ReplicaGetRequest
   | InfoRequest
   | HintPutRequest
   | HandoffRequest
@@ -172,6 +180,8 @@ export interface Replies {
   timings: { commit: number[]; rput: number[]; rget: number[]; delay: number[] };
   repair: { node: string; exchanges: number; segmentsCompared: number; keysRepaired: number; bytesSent: number; bytesReceived: number };
   rget: { obj: Uint8Array | null };
+  /** `members` in settings order; `defaultR` resolved to a number. */
+  ring: { node: string; fingerprint: string; members: string[]; partitions: number; n: number; defaultR: number };
   info: { keys: number; pid: number; readRepairs: number; [extra: string]: unknown };
 }
 
@@ -265,6 +275,7 @@ export function validateRequest(raw: unknown): Request {
       optional(o, 'timeoutMs', isPositive);
       return o as unknown as GetRequest;
     case 'status':
+    case 'ring':
     case 'timings':
     case 'info':
     case 'hb':
@@ -312,4 +323,4 @@ export function validateRequest(raw: unknown): Request {
 }
 
 /** Request types a client may send; the rest are for authenticated peers only. */
-export const CLIENT_REQUESTS: ReadonlySet<string> = new Set<RequestType>(['put', 'get', 'status', 'repair', 'sim-fault', 'timings']);
+export const CLIENT_REQUESTS: ReadonlySet<string> = new Set<RequestType>(['put', 'get', 'status', 'repair', 'sim-fault', 'timings', 'ring', 'rget']);

@@ -719,7 +719,7 @@ describe('WsTransport only', () => {
   });
 
   describe('clients', () => {
-    it('serves get, put and status to a client with the right secret, and refuses peer-only messages', async () => {
+    it('serves get, put, status, ring and rget to a client with the right secret, and refuses peer-only messages', async () => {
       const cl = await cluster({}, ['b']);
       const c = await client(cl.url('b'));
       expect(c.hello.node).toBe('b');
@@ -731,14 +731,22 @@ describe('WsTransport only', () => {
       expect(put.msg).toMatchObject({ t: 'put', key: 'k' });
       expect(new Uint8Array((put.msg as { value: Uint8Array }).value)).toEqual(value);
       expect(await c.link.request({ t: 'status' }, 2000)).toMatchObject({ node: 'b', msg: { t: 'status' } });
+      // What a client needs to coordinate its own reads (client/direct.ts).
+      expect(await c.link.request({ t: 'ring' }, 2000)).toMatchObject({ node: 'b', msg: { t: 'ring' } });
+      expect(await c.link.request({ t: 'rget', key: 'k' }, 2000)).toMatchObject({ node: 'b', msg: { t: 'rget', key: 'k' } });
 
-      for (const msg of [{ t: 'rput', key: 'k', partition: 0, obj: new Uint8Array(1) }, { t: 'rget', key: 'k' }, { t: 'info' }] as Request[]) {
+      const peerOnly = [
+        { t: 'rput', key: 'k', partition: 0, obj: new Uint8Array(1) },
+        { t: 'hput', key: 'k', partition: 0, target: 'a', obj: new Uint8Array(1) },
+        { t: 'info' },
+      ] as Request[];
+      for (const msg of peerOnly) {
         const err = await failure(c.link.request(msg, 2000));
         expect(err.code).toBe(ErrorCodes.BAD_FRAME);
         expect(err.message).toContain(msg.t);
         expect(err.message).toContain('only for cluster members');
       }
-      expect(cl.served.map((x) => x.msg.t)).toEqual(['get', 'put', 'status']);
+      expect(cl.served.map((x) => x.msg.t)).toEqual(['get', 'put', 'status', 'ring', 'rget']);
       expect(c.link.isOpen).toBe(true);
     });
 

@@ -65,12 +65,14 @@ describe('limits', () => {
     ws.send(encode([0, 1, { t: 'frobnicate' }, 1000]));
     ws.send(encode([0, 2, { t: 'rput', key: 'precious', partition: 0, obj: Buffer.from('junk') }, 1000]));
     ws.send(encode([0, 3, { t: 'put', key: 42, value: 'not-bytes' }, 1000]));
-    await waitFor('three error replies', () => replies.length >= 3);
+    ws.send(encode([0, 4, { t: 'rget', key: 'x'.repeat(2000) }, 1000])); // clients may rget, within the key limit
+    await waitFor('four error replies', () => replies.length >= 4);
     // Replies may come in any order: sort by request id.
     expect((replies as [number, number][]).sort((a, b) => a[1] - b[1])).toEqual([
       [2, 1, { code: 'BAD_FRAME', message: expect.stringContaining('unknown message type "frobnicate"') }],
       [2, 2, { code: 'BAD_FRAME', message: expect.stringContaining('only for cluster members') }],
       [2, 3, { code: 'BAD_FRAME', message: expect.stringContaining('string key') }],
+      [2, 4, { code: 'KEY_TOO_LARGE', message: expect.stringContaining('2000 bytes') }],
     ]);
     ws.send(Buffer.from([0xc1, 0xc1, 0xc1]));
     await wsClosed;

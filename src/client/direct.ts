@@ -1,0 +1,201 @@
+// Client-coordinated reads (Dynamo, §6.4 "client-driven coordination"). A client that has links to
+// every primary replica of a key asks them for their state itself (`rget`), answers at R replies
+// with their merge and a context covering exactly those, and so saves the hop through a node
+// coordinator: one round trip instead of two. Writes still go through a coordinator, which issues
+// the dot.
+//
+// The client knows less than a node, so it hands anything unusual to a node coordinator, which
+// has the failure detector, the stand-ins and their hints:
+//   - a key with a primary the client has no link for (it was given only some URLs);
+//   - too few primaries answering to reach R (down, refusing, or slower than `patienceMs`);
+//   - replicas that disagree: once every primary has answered, if any answered stale, a
+//     coordinated read of the key (R=1) is sent to a stale one, and that coordinator repairs them.
+
+import { resolveQuorum } from '../core/config.js';
+import { NexusError } from '../core/errors.js';
+import { decodeObject, type VersionedObject } from '../core/version.js';
+import { validateKey } from '../coordinator/coordinator.js';
+import { answerOf, GetQuorum, sameBytes } from '../coordinator/quorum.js';
+import { Ring } from '../ring/index.js';
+import type { Link } from '../transport/link.js';
+import type { Replies, RequestOf } from '../transport/protocol.js';
+
+/** The cluster as a client sees it: the ring, and which of its URLs is which node. */
+interface RingView {
+  ring: Ring;
+  urlOf: Map<string, string>;
+  defaultR: number;
+  /** Whether every URL answered; if not, the view is asked for again after REDISCOVER_MS. */
+  whole: boolean;
+}
+
+/** A view missing some URL (a node down when it was made) is made again this often at most. */
+const REDISCOVER_MS = 5_000;
+/** The deadline of the `ring` questions that build the view. */
+const RING_TIMEOUT_MS = 2_000;
+/** After a failed dial, a URL's replies count as failed this long without dialling it again. */
+const REDIAL_MS = 1_000;
+
+export interface DirectReadDeps {
+  urls: readonly string[];
+  /** The client's link to a URL (dialled on first use). */
+  link(url: string): Promise<Link>;
+  /** A read through a node coordinator: the fallback. `url`, if given, is the node to ask. */
+  coordinated(msg: RequestOf<'get'>, timeoutMs: number, url?: string): Promise<Replies['get']>;
+  /** How long to wait for R replies before handing the read to a node coordinator. */
+  patienceMs: number;
+}
+
+export interface DirectReadStats {
+  /** Reads answered by the client from the replicas' replies. */
+  direct: number;
+  /** Reads handed to a node coordinator (no link to a primary, or R out of reach). */
+  fallbacks: number;
+  /** Coordinated reads sent because replicas disagreed (the coordinator repairs them). */
+  repairs: number;
+}
+
+export class DirectReads {
+  readonly stats: DirectReadStats = { direct: 0, fallbacks: 0, repairs: 0 };
+  private view: Promise<RingView | null> | null = null;
+  private viewAt = 0;
+  /** URLs whose last dial failed, with when they may be dialled again. */
+  private readonly unreachable = new Map<string, { until: number; error: NexusError }>();
+
+  constructor(private readonly d: DirectReadDeps) {}
+
+  async get(msg: RequestOf<'get'>, timeoutMs: number): Promise<Replies['get']> {
+    validateKey(msg.key);
+    const view = await this.currentView();
+    const primaries = view?.ring.primaries(view.ring.partitionOf(msg.key));
+    if (!view || !primaries || primaries.some((p) => !view.urlOf.has(p))) return this.fallBack(msg, timeoutMs);
+    const r = resolveQuorum(msg.r ?? view.defaultR, view.ring.n, 'R');
+    const deadline = performance.now() + timeoutMs;
+    const remaining = (): number => Math.max(1, deadline - performance.now());
+    const quorum = new GetQuorum(r, primaries);
+
+    return new Promise<Replies['get']>((resolve, reject) => {
+      let answered = false;
+      let handedOver = false;
+      let repairChecked = false;
+      // A node that answered is up: the coordinator to hand the read to (not one that is hanging).
+      let responsive: string | undefined;
+      const handOver = (): void => {
+        if (answered || handedOver) return;
+        handedOver = true;
+        clearTimeout(patience);
+        this.fallBack(msg, remaining(), responsive && view.urlOf.get(responsive)).then(resolve, reject);
+      };
+      const patience = setTimeout(handOver, Math.min(this.d.patienceMs, timeoutMs / 2));
+      // Replicas in sync send the same bytes: decode those once.
+      let first: { bytes: Uint8Array; obj: VersionedObject } | undefined;
+      const decode = (bytes: Uint8Array): VersionedObject => {
+        if (first && sameBytes(bytes, first.bytes)) return first.obj;
+        const obj = decodeObject(bytes);
+        first ??= { bytes, obj };
+        return obj;
+      };
+      const check = (): void => {
+        if (!answered && !handedOver) {
+          if (quorum.succeeded()) {
+            answered = true;
+            clearTimeout(patience);
+            this.stats.direct++;
+            resolve(answerOf(quorum.merged()));
+          } else if (quorum.decided()) handOver();
+        }
+        if (answered && !repairChecked && quorum.complete()) {
+          repairChecked = true;
+          this.repairIfStale(msg.key, quorum, view);
+        }
+      };
+      for (const node of primaries) {
+        const url = view.urlOf.get(node)!;
+        const down = this.unreachable.get(url);
+        if (down && down.until > performance.now()) {
+          quorum.fail(node, down.error.toWire());
+          continue;
+        }
+        this.d
+          .link(url)
+          .then(
+            (link) => link.request<'rget'>({ t: 'rget', key: msg.key }, remaining()),
+            (e: unknown) => {
+              const error = NexusError.from(e);
+              this.unreachable.set(url, { until: performance.now() + REDIAL_MS, error });
+              throw error;
+            },
+          )
+          .then(
+            (res) => {
+              responsive ??= node;
+              try {
+                quorum.reply(node, res.obj ? decode(res.obj) : undefined);
+              } catch (e) {
+                quorum.fail(node, NexusError.from(e).toWire());
+              }
+              check();
+            },
+            (e: unknown) => {
+              quorum.fail(node, NexusError.from(e).toWire());
+              check();
+            },
+          );
+      }
+      check();
+    });
+  }
+
+  private fallBack(msg: RequestOf<'get'>, timeoutMs: number, url?: string): Promise<Replies['get']> {
+    this.stats.fallbacks++;
+    return this.d.coordinated(msg, timeoutMs, url);
+  }
+
+  /** Replicas that answered with an older state: a coordinated read at one of them repairs them all. */
+  private repairIfStale(key: string, quorum: GetQuorum, view: RingView): void {
+    const stale = quorum.stale(quorum.merged());
+    if (stale.length === 0) return;
+    this.stats.repairs++;
+    const url = view.urlOf.get(stale[0]!)!;
+    this.d.coordinated({ t: 'get', key, r: 1 }, 10_000, url).catch(() => {
+      // Best effort, like a coordinator's read repair; anti-entropy repairs what this misses.
+    });
+  }
+
+  /** The ring view, asked for on first use and again (at most every few seconds) while incomplete. */
+  private async currentView(): Promise<RingView | null> {
+    const current = this.view ? await this.view : null;
+    if (this.view && (current?.whole || performance.now() - this.viewAt < REDISCOVER_MS)) return current;
+    const next = this.discover();
+    this.view = next;
+    this.viewAt = performance.now();
+    return (await next) ?? current;
+  }
+
+  /** Asks every URL which node it is; nodes with settings other than the first answer's are left out. */
+  private async discover(): Promise<RingView | null> {
+    const replies = await Promise.all(
+      this.d.urls.map((url) =>
+        this.d
+          .link(url)
+          .then((link) => link.request<'ring'>({ t: 'ring' }, RING_TIMEOUT_MS))
+          .then(
+            (ring) => ({ url, ring }),
+            () => null,
+          ),
+      ),
+    );
+    const answered = replies.filter((x): x is { url: string; ring: Replies['ring'] } => x !== null);
+    const ref = answered[0]?.ring;
+    if (!ref) return null;
+    const urlOf = new Map<string, string>();
+    for (const { url, ring } of answered) if (ring.fingerprint === ref.fingerprint && !urlOf.has(ring.node)) urlOf.set(ring.node, url);
+    let ring: Ring;
+    try {
+      ring = new Ring({ members: ref.members.map((id) => ({ id, url: '' })), partitions: ref.partitions, n: ref.n });
+    } catch {
+      return null; // settings a client cannot build a ring from: leave reads to the nodes
+    }
+    return { ring, urlOf, defaultR: ref.defaultR, whole: answered.length === this.d.urls.length };
+  }
+}
