@@ -35,6 +35,8 @@ const REDISCOVER_MS = 5_000;
 const RING_TIMEOUT_MS = 2_000;
 /** After a failed dial, a URL's replies count as failed this long without dialling it again. */
 const REDIAL_MS = 1_000;
+/** The deadline of the repair read sent to a stale replica. */
+const REPAIR_TIMEOUT_MS = 10_000;
 
 export interface DirectReadDeps {
   urls: readonly string[];
@@ -49,7 +51,7 @@ export interface DirectReadDeps {
 export interface DirectReadStats {
   /** Reads answered by the client from the replicas' replies. */
   direct: number;
-  /** Reads handed to a node coordinator (no link to a primary, or R out of reach). */
+  /** Reads handed to a node coordinator (no link to a primary, R out of reach, or past the patience). */
   fallbacks: number;
   /** Coordinated reads sent because replicas disagreed (the coordinator repairs them). */
   repairs: number;
@@ -157,7 +159,7 @@ export class DirectReads {
     if (stale.length === 0) return;
     this.stats.repairs++;
     const url = view.urlOf.get(stale[0]!)!;
-    this.d.coordinated({ t: 'get', key, r: 1 }, 10_000, url).catch(() => {
+    this.d.coordinated({ t: 'get', key, r: 1 }, REPAIR_TIMEOUT_MS, url).catch(() => {
       // Best effort, like a coordinator's read repair; anti-entropy repairs what this misses.
     });
   }
