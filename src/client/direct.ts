@@ -11,6 +11,7 @@
 //   - replicas that disagree: once every primary has answered, if any answered stale, a
 //     coordinated read of the key (R=1) is sent to a stale one, and that coordinator repairs them.
 
+import { systemClock, type Clock } from '../core/clock.js';
 import { resolveQuorum } from '../core/config.js';
 import { NexusError } from '../core/errors.js';
 import { decodeObject, type VersionedObject } from '../core/version.js';
@@ -46,6 +47,8 @@ export interface DirectReadDeps {
   coordinated(msg: RequestOf<'get'>, timeoutMs: number, url?: string): Promise<Replies['get']>;
   /** How long to wait for R replies before handing the read to a node coordinator. */
   patienceMs: number;
+  /** The simulation's virtual clock; the system clock by default. */
+  clock?: Clock;
 }
 
 export interface DirectReadStats {
@@ -64,7 +67,11 @@ export class DirectReads {
   /** URLs whose last dial failed, with when they may be dialled again. */
   private readonly unreachable = new Map<string, { until: number; error: NexusError }>();
 
-  constructor(private readonly d: DirectReadDeps) {}
+  private readonly clock: Clock;
+
+  constructor(private readonly d: DirectReadDeps) {
+    this.clock = d.clock ?? systemClock;
+  }
 
   async get(msg: RequestOf<'get'>, timeoutMs: number): Promise<Replies['get']> {
     validateKey(msg.key);
@@ -72,8 +79,8 @@ export class DirectReads {
     const primaries = view?.ring.primaries(view.ring.partitionOf(msg.key));
     if (!view || !primaries || primaries.some((p) => !view.urlOf.has(p))) return this.fallBack(msg, timeoutMs);
     const r = resolveQuorum(msg.r ?? view.defaultR, view.ring.n, 'R');
-    const deadline = performance.now() + timeoutMs;
-    const remaining = (): number => Math.max(1, deadline - performance.now());
+    const deadline = this.clock.now() + timeoutMs;
+    const remaining = (): number => Math.max(1, deadline - this.clock.now());
     const quorum = new GetQuorum(r, primaries);
 
     return new Promise<Replies['get']>((resolve, reject) => {
@@ -85,10 +92,10 @@ export class DirectReads {
       const handOver = (): void => {
         if (answered || handedOver) return;
         handedOver = true;
-        clearTimeout(patience);
+        patience.cancel();
         this.fallBack(msg, remaining(), responsive && view.urlOf.get(responsive)).then(resolve, reject);
       };
-      const patience = setTimeout(handOver, Math.min(this.d.patienceMs, timeoutMs / 2));
+      const patience = this.clock.setTimeout(handOver, Math.min(this.d.patienceMs, timeoutMs / 2));
       // Replicas in sync send the same bytes: decode those once.
       let first: { bytes: Uint8Array; obj: VersionedObject } | undefined;
       const decode = (bytes: Uint8Array): VersionedObject => {
@@ -101,7 +108,7 @@ export class DirectReads {
         if (!answered && !handedOver) {
           if (quorum.succeeded()) {
             answered = true;
-            clearTimeout(patience);
+            patience.cancel();
             this.stats.direct++;
             resolve(answerOf(quorum.merged()));
           } else if (quorum.decided()) handOver();
@@ -114,7 +121,7 @@ export class DirectReads {
       for (const node of primaries) {
         const url = view.urlOf.get(node)!;
         const down = this.unreachable.get(url);
-        if (down && down.until > performance.now()) {
+        if (down && down.until > this.clock.now()) {
           quorum.fail(node, down.error.toWire());
           continue;
         }
@@ -124,7 +131,7 @@ export class DirectReads {
             (link) => link.request<'rget'>({ t: 'rget', key: msg.key }, remaining()),
             (e: unknown) => {
               const error = NexusError.from(e);
-              this.unreachable.set(url, { until: performance.now() + REDIAL_MS, error });
+              this.unreachable.set(url, { until: this.clock.now() + REDIAL_MS, error });
               throw error;
             },
           )
@@ -167,10 +174,10 @@ export class DirectReads {
   /** The ring view, asked for on first use and again (at most every few seconds) while incomplete. */
   private async currentView(): Promise<RingView | null> {
     const current = this.view ? await this.view : null;
-    if (this.view && (current?.whole || performance.now() - this.viewAt < REDISCOVER_MS)) return current;
+    if (this.view && (current?.whole || this.clock.now() - this.viewAt < REDISCOVER_MS)) return current;
     const next = this.discover();
     this.view = next;
-    this.viewAt = performance.now();
+    this.viewAt = this.clock.now();
     return (await next) ?? current;
   }
 

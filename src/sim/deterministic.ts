@@ -20,7 +20,9 @@ import { NexusNode } from '../node.js';
 import { Ring } from '../ring/index.js';
 import { keyObjectHash } from '../antientropy/segments.js';
 import { MemoryStorage, type MemoryImage } from '../storage/memory.js';
-import type { Request } from '../transport/protocol.js';
+import type { Replies, Request } from '../transport/protocol.js';
+import type { Link } from '../transport/link.js';
+import { DirectReads, type DirectReadStats } from '../client/direct.js';
 import { MemoryNetwork, type MemoryTransport } from '../transport/memory.js';
 import { check, type Verdict } from './checker.js';
 import type { Op, ReplicaState } from './history.js';
@@ -147,7 +149,8 @@ const PARTITIONS = 8;
 const SEGMENTS = 16;
 
 /** One seeded run. Returns the verdict and the full history (identical for identical seeds). */
-export async function runDeterministic(opts: Partial<DetOptions> & { seed: number }): Promise<{ report: DetReport; history: Op[] }> {
+/** `reads`: how the clients' reads were coordinated (client/direct.ts), summed over the clients. */
+export async function runDeterministic(opts: Partial<DetOptions> & { seed: number }): Promise<{ report: DetReport; history: Op[]; reads: DirectReadStats }> {
   const o: DetOptions = { ...DET_DEFAULTS, ...opts };
   const rnd = new Random(o.seed);
   const sched = new Scheduler();
@@ -228,17 +231,26 @@ export async function runDeterministic(opts: Partial<DetOptions> & { seed: numbe
       );
     });
   };
+  // Reads are coordinated by the client, as NexusClient does with every node's URL (client/direct.ts):
+  // node ids stand in for URLs, and a "link" to a node is a call to it alone.
+  const simClock: Clock = { now: () => sched.now(), setTimeout: (fn, ms) => sched.setTimeout(fn, ms) };
+  const readers: DirectReads[] = [];
   const client = (i: number): WorkloadClient => {
     const order = [...ids.slice(i % ids.length), ...ids.slice(0, i % ids.length)];
     const enc = (v: string): Uint8Array => new TextEncoder().encode(v);
+    const reads = new DirectReads({
+      urls: order,
+      link: async (id) => ({ request: (m: Request, timeoutMs: number) => call([id], m, timeoutMs) }) as unknown as Link,
+      coordinated: async (m, timeoutMs, id) => (await call(id === undefined ? order : [id], { ...m, timeoutMs }, timeoutMs)) as Replies['get'],
+      patienceMs: 1000,
+      clock: simClock,
+    });
+    readers.push(reads);
     return {
       put: async (key, value, w) =>
         call(order, { t: 'put', key, value: enc(value), w: w.w ?? 2, timeoutMs: w.timeoutMs ?? 2000, ...(w.context ? { ctx: w.context } : {}), ...(w.strict ? { strict: true } : {}) }, w.timeoutMs ?? 2000),
       get: async (key, r) => {
-        const res = (await call(order, { t: 'get', key, r: r.r ?? 2, timeoutMs: r.timeoutMs ?? 2000, ...(r.strict ? { strict: true } : {}) }, r.timeoutMs ?? 2000)) as {
-          values: Uint8Array[];
-          ctx: string;
-        };
+        const res = await reads.get({ t: 'get', key, r: r.r ?? 2, timeoutMs: r.timeoutMs ?? 2000, ...(r.strict ? { strict: true } : {}) }, r.timeoutMs ?? 2000);
         return { values: res.values, context: res.ctx };
       },
       del: async (key, w) => {
@@ -368,5 +380,7 @@ export async function runDeterministic(opts: Partial<DetOptions> & { seed: numbe
     steps: sched.steps,
     replay: `npx nexus sim --deterministic --seed ${o.seed} --nodes ${o.nodes} --duration ${o.faultSec} --clients ${o.clients} --keys ${o.keys} --r ${o.r} --w ${o.w}`,
   };
-  return { report, history: workload.history };
+  const reads = { direct: 0, fallbacks: 0, repairs: 0 };
+  for (const r of readers) for (const k of Object.keys(reads) as Array<keyof DirectReadStats>) reads[k] += r.stats[k];
+  return { report, history: workload.history, reads };
 }

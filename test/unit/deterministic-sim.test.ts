@@ -5,14 +5,24 @@
 import { describe, expect, it } from 'vitest';
 import { runDeterministic } from '../../src/sim/deterministic.js';
 
-/** Runs seeds [from, to] and returns the failures, each with the command that replays it. */
+/**
+ * Runs seeds [from, to] and returns the failures, each with the command that replays it. Also
+ * checks that the seeds took every path of the clients' own read coordination (client/direct.ts):
+ * reads answered by the client, reads handed to a node, and repair reads for stale replicas.
+ */
 async function failures(from: number, to: number, opts: { nodes: number }): Promise<string[]> {
   const out: string[] = [];
+  const reads = { direct: 0, fallbacks: 0, repairs: 0 };
   for (let seed = from; seed <= to; seed++) {
-    const { report } = await runDeterministic({ seed, nodes: opts.nodes, n: 3, faultSec: 2, clients: 3, keys: 5 });
+    const run = await runDeterministic({ seed, nodes: opts.nodes, n: 3, faultSec: 2, clients: 3, keys: 5 });
+    const { report } = run;
+    for (const k of Object.keys(reads) as Array<keyof typeof reads>) reads[k] += run.reads[k];
     if (!report.ok)
       out.push(`seed ${seed}: lost ${report.lostWrites}, back ${report.resurrected.length}, converged ${report.convergeMs !== null} — replay: ${report.replay}`);
   }
+  expect(reads.direct).toBeGreaterThan(0);
+  expect(reads.fallbacks).toBeGreaterThan(0);
+  expect(reads.repairs).toBeGreaterThan(0);
   return out;
 }
 
