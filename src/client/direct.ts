@@ -11,7 +11,7 @@
 //   - replicas that disagree: once every primary has answered, if any answered stale, a
 //     coordinated read of the key (R=1) is sent to a stale one, and that coordinator repairs them.
 
-import { systemClock, type Clock } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 import { resolveQuorum } from '../core/config.js';
 import { NexusError } from '../core/errors.js';
 import { decodeObject, type VersionedObject } from '../core/version.js';
@@ -36,6 +36,14 @@ const REDISCOVER_MS = 5_000;
 const RING_TIMEOUT_MS = 2_000;
 /** After a failed dial, a URL's replies count as failed this long without dialling it again. */
 const REDIAL_MS = 1_000;
+/** The default clock: monotonic, and no more than a read needs. */
+const monotonic: Clock = {
+  now: () => performance.now(),
+  setTimeout(fn, ms) {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+};
 /** The deadline of the repair read sent to a stale replica. */
 const REPAIR_TIMEOUT_MS = 10_000;
 
@@ -47,7 +55,7 @@ export interface DirectReadDeps {
   coordinated(msg: RequestOf<'get'>, timeoutMs: number, url?: string): Promise<Replies['get']>;
   /** How long to wait for R replies before handing the read to a node coordinator. */
   patienceMs: number;
-  /** The simulation's virtual clock; the system clock by default. */
+  /** The simulation's virtual clock; performance.now() and setTimeout by default. */
   clock?: Clock;
 }
 
@@ -70,7 +78,7 @@ export class DirectReads {
   private readonly clock: Clock;
 
   constructor(private readonly d: DirectReadDeps) {
-    this.clock = d.clock ?? systemClock;
+    this.clock = d.clock ?? monotonic;
   }
 
   async get(msg: RequestOf<'get'>, timeoutMs: number): Promise<Replies['get']> {
@@ -79,7 +87,8 @@ export class DirectReads {
     const primaries = view?.ring.primaries(view.ring.partitionOf(msg.key));
     if (!view || !primaries || primaries.some((p) => !view.urlOf.has(p))) return this.fallBack(msg, timeoutMs);
     const r = resolveQuorum(msg.r ?? view.defaultR, view.ring.n, 'R');
-    const deadline = this.clock.now() + timeoutMs;
+    const now = this.clock.now();
+    const deadline = now + timeoutMs;
     const remaining = (): number => Math.max(1, deadline - this.clock.now());
     const quorum = new GetQuorum(r, primaries);
 
@@ -121,7 +130,7 @@ export class DirectReads {
       for (const node of primaries) {
         const url = view.urlOf.get(node)!;
         const down = this.unreachable.get(url);
-        if (down && down.until > this.clock.now()) {
+        if (down && down.until > now) {
           quorum.fail(node, down.error.toWire());
           continue;
         }
