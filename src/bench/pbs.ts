@@ -16,6 +16,9 @@
 //   - The read coordinator answers from its own state at once; each remote replica reads its
 //     state one hop after the request is sent and its answer takes one hop back. The first R
 //     answers make the result: the newest version any of them holds.
+//   - Or, with `reads: 'direct'`, the client coordinates the read itself (client/direct.ts): it
+//     sends the request to every replica at once, each reads its state one client hop later and
+//     answers one client hop after that, and the first R answers make the result.
 // Pure: no I/O, no clock; the randomness is the caller's seeded generator.
 
 import type { Random } from '../sim/random.js';
@@ -64,6 +67,8 @@ export interface PbsQuery {
   /** Delays t (ms) after the last ack at which the read is sent. */
   ts: number[];
   trials: number;
+  /** Who coordinates the read: another node (default) or the client itself. */
+  reads?: 'coordinated' | 'direct';
 }
 
 export interface PbsPoint {
@@ -76,7 +81,7 @@ export interface PbsPoint {
 
 /** Predicts t-visibility and k-staleness by Monte Carlo over `q.trials` trials per t. */
 export function predict(model: WarsModel, q: PbsQuery, rnd: Random): PbsPoint[] {
-  if (q.n < 2) throw new Error('the model needs N >= 2 (the read goes through another replica)');
+  if (q.n < 2 && q.reads !== 'direct') throw new Error('the model needs N >= 2 (the read goes through another replica)');
   if (q.r < 1 || q.r > q.n || q.w < 1 || q.w > q.n) throw new Error(`R and W must be from 1 to N=${q.n}`);
   if (q.versions < 1) throw new Error('versions must be at least 1');
   return q.ts.map((t) => {
@@ -117,22 +122,34 @@ function trial(m: WarsModel, q: PbsQuery, t: number, rnd: Random): number {
     // The client hears of the ack, then sends its next request.
     start = acked + client(rnd) + client(rnd);
   }
+  const answers: Array<{ at: number; newest: number }> = [];
+  const newestAt = (j: number, at: number): number => {
+    for (let v = q.versions - 1; v >= 0; v--) if (visible[v]![j]! <= at) return v;
+    return -1;
+  };
+  if (q.reads === 'direct') {
+    // The client's requests leave together; each replica answers after a client round trip.
+    const sentAt = acked + client(rnd) + (m.wait ? m.wait(t, rnd) : t);
+    for (let j = 0; j < q.n; j++) {
+      const readsAt = sentAt + client(rnd);
+      answers.push({ at: readsAt + client(rnd), newest: newestAt(j, readsAt) });
+    }
+    return firstR(answers, q);
+  }
   const readAt = acked + client(rnd) + (m.wait ? m.wait(t, rnd) : t) + client(rnd);
   // Answers: the read coordinator (replica 1) at once, the others after a round trip.
-  const answers: Array<{ at: number; newest: number }> = [];
   // The coordinator's own answer first: on a tie it still counts first, as in Nexus, where it is
   // given to the quorum before any request leaves.
   for (const j of [1, ...Array.from({ length: q.n }, (_, i) => i).filter((i) => i !== 1)]) {
     const readsAt = j === 1 ? readAt : readAt + m.hop(rnd);
     const answersAt = j === 1 ? readAt : readsAt + m.hop(rnd);
-    let newest = -1;
-    for (let v = q.versions - 1; v >= 0; v--)
-      if (visible[v]![j]! <= readsAt) {
-        newest = v;
-        break;
-      }
-    answers.push({ at: answersAt, newest });
+    answers.push({ at: answersAt, newest: newestAt(j, readsAt) });
   }
+  return firstR(answers, q);
+}
+
+/** How many versions behind the newest of the first R answers is (a stable sort: ties keep order). */
+function firstR(answers: Array<{ at: number; newest: number }>, q: PbsQuery): number {
   answers.sort((a, b) => a.at - b.at);
   let newest = -1;
   for (let i = 0; i < q.r; i++) newest = Math.max(newest, answers[i]!.newest);

@@ -66,7 +66,7 @@ export function markdown(r: BenchReport): string {
     const ts = withCurves[0]!.staleness!.visibility.map((v) => v.t);
     lines.push(
       '',
-      `t-visibility: P(a read t ms after the ack returns the last of ${s.probeVersions} versions), measured / PBS-predicted; replica writes delayed by ${s.replicaDelay}, ${num(s.probesPerT)} probes per t.`,
+      `t-visibility: P(a read t ms after the ack returns the last of ${s.probeVersions} versions), measured / PBS-predicted; replica writes delayed by ${s.replicaDelay}, ${num(s.probesPerT)} probes per t; reads ${s.probeReads === 'direct' ? 'coordinated by the client' : 'coordinated by another node'}.`,
       '',
       `| R | W | ${ts.map((t) => `t=${t} ms`).join(' | ')} |`,
       `|---:|---:|${ts.map(() => '---:').join('|')}|`,

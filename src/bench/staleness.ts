@@ -2,7 +2,9 @@
 //
 // Measured: each probe trial writes `versions` versions of a fresh key one after another through
 // node i (each write carrying the context of the previous one, so each supersedes the last), waits
-// t ms after the last ack, and reads the key through node i+1. The read is fresh if it returns the
+// t ms after the last ack, and reads the key through node i+1 — or, with `reads: 'direct'`, from
+// every replica at once through a client that coordinates the read itself (client/direct.ts),
+// as the workload's reads are. The read is fresh if it returns the
 // last version; otherwise it is k versions behind (k = versions when it returns nothing). On
 // loopback the replicas are nearly simultaneous, so the nodes can delay every replica write they
 // apply by a draw from a distribution (the fault layer, `--replica-delay`).
@@ -25,6 +27,8 @@ export interface StalenessOptions {
   probesPerT: number;
   ts: number[];
   versions: number;
+  /** Who coordinates the reads: node i+1 (default) or the client itself. */
+  reads?: 'coordinated' | 'direct';
   /** Trials run at a time. */
   concurrency: number;
   prefix: string;
@@ -51,6 +55,7 @@ export interface VisibilityPoint {
 
 export interface StalenessResult {
   versions: number;
+  reads: 'coordinated' | 'direct';
   probes: number;
   /** Reads that missed the last acknowledged version. */
   staleReads: number;
@@ -62,14 +67,18 @@ export interface StalenessResult {
 }
 
 export async function measureStaleness(o: StalenessOptions): Promise<StalenessResult> {
+  const reads = o.reads ?? 'coordinated';
   const clients = o.urls.map((u) => new NexusClient({ nodes: [u], timeoutMs: 10_000 }));
+  const direct = reads === 'direct' ? new NexusClient({ nodes: o.urls, timeoutMs: 10_000 }) : undefined;
   const rnd = new Random(o.seed);
-  const out: StalenessResult = { versions: o.versions, probes: 0, staleReads: 0, visibility: [] };
+  const out: StalenessResult = { versions: o.versions, reads, probes: 0, staleReads: 0, visibility: [] };
   const canPredict = o.urls.length === o.n && o.n >= 2;
   if (!canPredict) out.noPrediction = `the model assumes every node replicates every key (K = N); here K=${o.urls.length}, N=${o.n}`;
   let seq = 0;
   let stepsDone = 0;
   try {
+    // The direct client learns the ring on its first read; not inside a timed probe.
+    if (direct) await direct.get(`${o.prefix}ping`, { r: 1 });
     for (const t of o.ts) {
       await takeTimings(clients); // start each step's timings afresh
       const behind = new Array<number>(o.versions + 1).fill(0);
@@ -82,7 +91,7 @@ export async function measureStaleness(o: StalenessOptions): Promise<StalenessRe
           const n = seq++;
           const key = `${o.prefix}${n}`;
           const writer = clients[n % clients.length]!;
-          const reader = clients[(n + 1) % clients.length]!;
+          const reader = direct ?? clients[(n + 1) % clients.length]!;
           let context: string | undefined;
           for (let v = 1; v <= o.versions; v++) context = (await writer.put(key, `${n}.${v}`, { w: o.w, ...(context !== undefined ? { context } : {}) })).context;
           const waitStart = performance.now();
@@ -122,7 +131,7 @@ export async function measureStaleness(o: StalenessOptions): Promise<StalenessRe
           const waited: Sampler = empirical(waits);
           const [p] = predict(
             { hop: empirical(hops), clientHop: empirical(clientHops.length > 0 ? clientHops : hops), commit: empirical(timings.commit), replicaDelay: empirical(delays), wait: (_t, r) => waited(r) },
-            { n: o.n, r: o.r, w: o.w, versions: o.versions, ts: [t], trials: o.modelTrials },
+            { n: o.n, r: o.r, w: o.w, versions: o.versions, ts: [t], trials: o.modelTrials, reads },
             rnd.fork(),
           );
           point.predicted = { consistent: round4(p!.consistent), withinK: p!.withinK.map(round4) };
@@ -148,6 +157,7 @@ export async function measureStaleness(o: StalenessOptions): Promise<StalenessRe
     }
   } finally {
     for (const c of clients) c.close();
+    direct?.close();
   }
   const gaps = out.visibility.filter((v) => v.predicted).map((v) => Math.abs(v.consistent / v.probes - v.predicted!.consistent) * 100);
   if (gaps.length > 0) out.maxGapPp = Math.round(Math.max(...gaps) * 10) / 10;

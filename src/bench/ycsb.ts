@@ -55,6 +55,11 @@ export interface BenchOptions {
   probeVersions: number;
   /** The per-replica write delay injected during the probes ("exp:MEAN", "const:MS", "uniform:LO-HI", "none"). */
   replicaDelay: string;
+  /**
+   * Who coordinates the probes' reads: another node ('coordinated', a single-URL client) or the
+   * client itself ('direct', a client with every URL, as the workload's reads are; docs/adr/010).
+   */
+  probeReads: 'coordinated' | 'direct';
   /** PBS Monte Carlo trials per t (0: no prediction). */
   modelTrials: number;
   /** Baselines to run after the sweep; "singleNode" is Nexus itself with one node and N = 1. */
@@ -141,6 +146,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
             probesPerT: o.probesPerT,
             ts: o.probeDelaysMs,
             versions: o.probeVersions,
+            reads: o.probeReads,
             concurrency: 16,
             prefix: `p${i}-probe`,
             modelTrials: o.modelTrials,

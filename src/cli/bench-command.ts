@@ -26,6 +26,7 @@ interface BenchCliOptions {
   probeDelays: string;
   probeVersions: string;
   replicaDelay: string;
+  probeReads: string;
   modelTrials: string;
   baselines: string;
   faultPhase: boolean;
@@ -74,6 +75,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--probe-delays <list>', 'the delays t (ms) after the ack at which probes read', '0,1,2,5,10,20')
     .option('--probe-versions <v>', 'versions each probe writes before reading (k-staleness)', '3')
     .option('--replica-delay <dist>', 'delay injected before each replica write during the probes: exp:MEAN, const:MS, uniform:LO-HI (ms) or none', 'exp:5')
+    .option('--probe-reads <who>', 'who coordinates the probes\' reads: coordinated (another node) or direct (the client, as the workload\'s reads)', 'coordinated')
     .option('--model-trials <k>', 'PBS Monte Carlo trials per t (0: no prediction)', '20000')
     .option('--baselines <list>', `baselines after the sweep: singleNode,${BASELINES.join(',')} (or none)`, `singleNode,${BASELINES.join(',')}`)
     .option('--no-fault-phase', 'skip the points run again, sloppy and strict, with one node cut off')
@@ -99,6 +101,8 @@ export function registerBenchCommand(program: Command): void {
         const known = ['singleNode', ...BASELINES];
         const baselines = o.baselines === 'none' ? [] : o.baselines.split(',').map((b) => b.trim()).filter(Boolean);
         for (const b of baselines) if (!known.includes(b)) throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `unknown baseline "${b}": use ${known.join(', ')} or none`);
+        if (o.probeReads !== 'coordinated' && o.probeReads !== 'direct')
+          throw new NexusError(ErrorCodes.INVALID_ARGUMENT, `--probe-reads must be coordinated or direct, got "${o.probeReads}"`);
         const probeDelaysMs = o.probeDelays.split(',').map((t) => whole(t.trim(), '--probe-delays', 0, 60_000));
         const bars = new MultiBar({ format: 'nexus bench {label} [{bar}] {percentage}%', hideCursor: true, stream: process.stderr }, undefined);
         const shown: Array<ReturnType<MultiBar['create']>> = [];
@@ -115,6 +119,7 @@ export function registerBenchCommand(program: Command): void {
           probeDelaysMs,
           probeVersions: whole(o.probeVersions, '--probe-versions', 1, 10),
           replicaDelay: o.replicaDelay,
+          probeReads: o.probeReads,
           modelTrials: whole(o.modelTrials, '--model-trials', 0, 10_000_000),
           baselines: baselines as Array<BaselineName | 'singleNode'>,
           faultPhase: o.faultPhase,

@@ -112,6 +112,25 @@ describe('nexus bench', () => {
     expect(html).toContain('t-visibility');
   });
 
+  it('probes reads coordinated by the client too, measured and predicted', async () => {
+    const { code, stdout, stderr } = await bench([
+      '--workload', 'C', '--duration', '1', '--warmup', '0', '--clients', '4', '--records', '50', '--points', '1,1 2,2',
+      '--probes', '30', '--probe-delays', '0,5', '--probe-versions', '2', '--replica-delay', 'exp:2', '--model-trials', '2000',
+      '--probe-reads', 'direct', '--baselines', 'none', '--no-fault-phase', '--json',
+    ]);
+    expect(code, stderr).toBe(0);
+    const report = JSON.parse(stdout) as { settings: { probeReads: string }; points: Array<{ r: number; w: number; staleness: Staleness & { reads: string } }> };
+    expect(report.settings.probeReads).toBe('direct');
+    for (const p of report.points) {
+      expect(p.staleness.reads).toBe('direct');
+      expect(p.staleness.probes).toBe(60);
+      for (const v of p.staleness.visibility) expect(v.predicted!.consistent).toBeGreaterThanOrEqual(0);
+    }
+    const quorum = report.points.find((p) => p.r === 2 && p.w === 2)!;
+    expect(quorum.staleness.staleReads).toBe(0);
+    expect(quorum.staleness.visibility.every((v) => v.predicted!.consistent === 1)).toBe(true);
+  });
+
   it('refuses impossible settings with a clear reason', async () => {
     const bad = await bench(['--points', '4,1', '--json']);
     expect(bad.code).toBe(2);
@@ -125,5 +144,8 @@ describe('nexus bench', () => {
     const baseline = await bench(['--baselines', 'mongo']);
     expect(baseline.code).toBe(2);
     expect(baseline.stderr).toContain('unknown baseline "mongo"');
+    const reads = await bench(['--probe-reads', 'psychic']);
+    expect(reads.code).toBe(2);
+    expect(reads.stderr).toContain('--probe-reads must be coordinated or direct, got "psychic"');
   });
 });

@@ -53,6 +53,31 @@ describe('the PBS (WARS) Monte Carlo', () => {
     expect(Math.abs(p!.consistent - 11 / 16)).toBeLessThan(0.015);
   });
 
+  describe('with reads coordinated by the client', () => {
+    it('gives 1 at every t when R + W > N, and 1 for every setting when nothing takes time', () => {
+      for (const [r, w] of [[1, 3], [3, 1], [2, 2]] as const)
+        for (const p of predict(slow, { n: 3, r, w, versions: 2, ts, trials: 2_000, reads: 'direct' }, new Random(r * 10 + w))) expect(p.consistent, `R=${r} W=${w}`).toBe(1);
+      const zero: WarsModel = { hop: constant(0), commit: constant(0), replicaDelay: constant(0) };
+      for (const [r, w] of [[1, 1], [2, 1]] as const)
+        for (const p of predict(zero, { n: 3, r, w, versions: 1, ts, trials: 500, reads: 'direct' }, new Random(7))) expect(p.consistent).toBe(1);
+    });
+
+    it('answers from the first R of all N replicas (derived by hand)', () => {
+      // W = 1, N = 3, commits instant, remote replicas far too slow: only the writer (replica 0)
+      // holds the write when read. The client asks all three at once and each answer takes two
+      // client hops drawn alike (exponential: no ties), so each replica is equally likely to be
+      // among the first R: P(fresh) = R/3. A node-coordinated read instead answers from its own
+      // empty copy first: P = 0 at R = 1.
+      const model: WarsModel = { hop: exponential(0.2), commit: constant(0), replicaDelay: constant(1_000) };
+      for (const r of [1, 2]) {
+        const [p] = predict(model, { n: 3, r, w: 1, versions: 1, ts: [0, 5], trials: TRIALS, reads: 'direct' }, new Random(40 + r));
+        expect(Math.abs(p!.consistent - r / 3), `R=${r}`).toBeLessThan(0.015);
+      }
+      const [coordinated] = predict(model, { n: 3, r: 1, w: 1, versions: 1, ts: [0], trials: 2_000 }, new Random(9));
+      expect(coordinated!.consistent).toBe(0);
+    });
+  });
+
   it('refuses impossible settings', () => {
     const m: WarsModel = { hop: constant(0), commit: constant(0), replicaDelay: constant(0) };
     expect(() => predict(m, { n: 3, r: 4, w: 1, versions: 1, ts: [0], trials: 1 }, new Random(1))).toThrow(/R and W/);
