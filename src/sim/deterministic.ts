@@ -148,8 +148,10 @@ interface SimNode {
 const PARTITIONS = 8;
 const SEGMENTS = 16;
 
-/** One seeded run. Returns the verdict and the full history (identical for identical seeds). */
-/** `reads`: how the clients' reads were coordinated (client/direct.ts), summed over the clients. */
+/**
+ * One seeded run. Returns the verdict, the full history (identical for identical seeds) and how the
+ * clients' reads were coordinated (client/direct.ts), summed over the clients.
+ */
 export async function runDeterministic(opts: Partial<DetOptions> & { seed: number }): Promise<{ report: DetReport; history: Op[]; reads: DirectReadStats }> {
   const o: DetOptions = { ...DET_DEFAULTS, ...opts };
   const rnd = new Random(o.seed);
