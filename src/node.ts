@@ -56,6 +56,8 @@ export class NexusNode {
   private readonly handoffIn: Pacer;
   private readonly replica: Replica;
   private readonly lastInfo = new Map<string, Replies['info']>();
+  /** The answer to a client's `ring` request: fixed for the node's life (the settings are). */
+  private readonly ringInfo: Replies['ring'];
   /** Recent replica timings, for `nexus bench` (the `timings` request). */
   readonly timings: NodeTimings = nodeTimings();
   /** The fault layer's delay before applying each replica write (`nexus bench --replica-delay`). */
@@ -78,6 +80,14 @@ export class NexusNode {
     this.load = new LoadMonitor({ clock, maxInFlight: Math.max(64, cfg.maxInFlightPerLink / 4) });
     this.handoffIn = new Pacer(cfg.handoffRatePerSec, clock);
     this.ring = new Ring(cfg.cluster);
+    this.ringInfo = {
+      node: cfg.id,
+      fingerprint: settingsFingerprint(cfg.cluster),
+      members: [...this.ring.members],
+      partitions: this.ring.partitions,
+      n: this.ring.n,
+      defaultR: resolveQuorum(cfg.defaultR, this.ring.n, 'R'),
+    };
     const peers = cfg.cluster.members.map((m) => m.id);
     this.detector = new FailureDetector({
       self: cfg.id,
@@ -243,14 +253,7 @@ export class NexusNode {
       case 'info':
         return this.info();
       case 'ring':
-        return {
-          node: this.cfg.id,
-          fingerprint: settingsFingerprint(this.cfg.cluster),
-          members: [...this.ring.members],
-          partitions: this.ring.partitions,
-          n: this.ring.n,
-          defaultR: resolveQuorum(this.cfg.defaultR, this.ring.n, 'R'),
-        } satisfies Replies['ring'];
+        return this.ringInfo;
       case 'hput': {
         requirePeer(origin, msg.t);
         await this.hints.addHint(msg.target, msg.key, this.ring.partitionOf(msg.key), decodeObject(msg.obj), this.clock.now());

@@ -235,7 +235,6 @@ export async function runDeterministic(opts: Partial<DetOptions> & { seed: numbe
   };
   // Reads are coordinated by the client, as NexusClient does with every node's URL (client/direct.ts):
   // node ids stand in for URLs, and a "link" to a node is a call to it alone.
-  const simClock: Clock = { now: () => sched.now(), setTimeout: (fn, ms) => sched.setTimeout(fn, ms) };
   const readers: DirectReads[] = [];
   const client = (i: number): WorkloadClient => {
     const order = [...ids.slice(i % ids.length), ...ids.slice(0, i % ids.length)];
@@ -245,7 +244,7 @@ export async function runDeterministic(opts: Partial<DetOptions> & { seed: numbe
       link: async (id) => ({ request: (m: Request, timeoutMs: number) => call([id], m, timeoutMs) }) as unknown as Link,
       coordinated: async (m, timeoutMs, id) => (await call(id === undefined ? order : [id], { ...m, timeoutMs }, timeoutMs)) as Replies['get'],
       patienceMs: 1000,
-      clock: simClock,
+      clock: sched,
     });
     readers.push(reads);
     return {
