@@ -27,6 +27,7 @@ import { SEGMENTS_DEFAULT, SegmentHashes, validateSegments } from '../antientrop
 import { Committer, FRESH, REAP, UNREAP, type CommitRow, type HintRow } from './sqlite-commit.js';
 // Importing the checkpointer module runs nothing here: it starts only on a worker thread.
 import type { CheckpointerConfig, FromCheckpointer, ToCheckpointer } from './sqlite-checkpointer.js';
+import { KeyFilter } from './key-filter.js';
 import { WalSync } from './wal-sync.js';
 import { decodeStored, ensureSchema, recoverSegments } from './sqlite-schema.js';
 import { StagedStorage, type StagedInit, type StagedWrite } from './staging.js';
@@ -45,6 +46,9 @@ const WORKER_CLOSE_TIMEOUT_MS = 10_000;
  * node's batches ~50, so the WAL stays around SQLite's default of 1000 pages between checkpoints.
  */
 const CHECKPOINT_EVERY = 32;
+
+/** Keys read per turn while the key filter is filled at open (~0.6 µs each: a few ms per turn). */
+const FILTER_SCAN_CHUNK = 5000;
 
 /**
  * The checkpointer script. Compiled, it is the sibling `sqlite-checkpointer.js`
@@ -84,6 +88,8 @@ interface Statements {
   reapedHashes: Database.Statement<[number, number], { key: string; khash: Buffer | null }>;
   getMeta: Database.Statement<[string], string>;
   setMeta: Database.Statement<[string, string]>;
+  firstKeys: Database.Statement<[number], string>;
+  nextKeys: Database.Statement<[string, number], string>;
 }
 
 export class SqliteStorage extends StagedStorage implements Storage {
@@ -101,6 +107,15 @@ export class SqliteStorage extends StagedStorage implements Storage {
   private checkpointerError: string | undefined;
   /** Set when close begins: no more tail checkpoints. */
   private closingStore = false;
+  /**
+   * Every key committed to `objects` (key-filter.ts), so that reads of keys the store never held
+   * skip SQLite. Filled at open by a scan that runs a chunk per turn (a million keys take ~0.6 s,
+   * too long to hold up the start); until it ends, `keysComplete` is false and reads ask SQLite.
+   * Commits add their keys all along, so the scan and the commits together cover every key.
+   */
+  private readonly keys: KeyFilter;
+  private keysComplete = false;
+  private keyScan: NodeJS.Immediate | undefined;
 
   private constructor(
     private readonly db: Database.Database,
@@ -114,6 +129,8 @@ export class SqliteStorage extends StagedStorage implements Storage {
     init: StagedInit,
   ) {
     super(init);
+    this.keys = new KeyFilter(init.liveKeys);
+    this.scanKeys(undefined);
     // An idle open storage never holds a process open; close waits for the exit explicitly.
     checkpointer.unref();
     checkpointer.on('message', (msg: FromCheckpointer) => this.onCheckpointerMessage(msg));
@@ -180,6 +197,9 @@ export class SqliteStorage extends StagedStorage implements Storage {
         setMeta: db.prepare<[string, string]>(
           'INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
         ),
+        // In key order over the primary key's index: each chunk starts where the last one ended.
+        firstKeys: db.prepare<[number], string>('SELECT key FROM objects ORDER BY key LIMIT ?').pluck(),
+        nextKeys: db.prepare<[string, number], string>('SELECT key FROM objects WHERE key > ? ORDER BY key LIMIT ?').pluck(),
       };
       // The one O(n) pass: from here on the count is maintained per put.
       const liveKeys = db.prepare<[], number>('SELECT count(*) FROM objects WHERE live = 1').pluck().get() ?? 0;
@@ -260,6 +280,7 @@ export class SqliteStorage extends StagedStorage implements Storage {
   // ---- The committed side ----
 
   protected readCommitted(key: string): VersionedObject | undefined {
+    if (this.keysComplete && !this.keys.mightHave(key)) return undefined;
     let bytes: Buffer | undefined;
     try {
       bytes = this.stmts.getObj.get(key);
@@ -270,6 +291,7 @@ export class SqliteStorage extends StagedStorage implements Storage {
   }
 
   protected readCommittedLive(key: string): boolean {
+    if (this.keysComplete && !this.keys.mightHave(key)) return false;
     try {
       return this.stmts.getLive.get(key) === 1;
     } catch (err) {
@@ -356,6 +378,8 @@ export class SqliteStorage extends StagedStorage implements Storage {
       const [key, w] = batch[i]!;
       const flags = (w.reap !== undefined ? REAP : 0) | (w.unreap ? UNREAP : 0) | (w.committedObj === undefined ? FRESH : 0);
       rows[i] = [key, w.partition, w.live ? 1 : 0, w.bytes, w.segment, w.since, flags];
+      // Before the commit: a key in the filter that failed to commit costs only a lookup.
+      this.keys.add(key);
     }
     try {
       this.committer.commit(rows);
@@ -448,7 +472,28 @@ export class SqliteStorage extends StagedStorage implements Storage {
     });
   }
 
+  /** Whether the key filter covers every committed key yet (until then reads all ask SQLite). */
+  keyFilterComplete(): boolean {
+    return this.keysComplete;
+  }
+
+  /** Adds the committed keys after `after` (in key order) to the filter, one chunk per turn. */
+  private scanKeys(after: string | undefined): void {
+    this.keyScan = undefined;
+    if (this.closingStore) return;
+    let keys: string[];
+    try {
+      keys = after === undefined ? this.stmts.firstKeys.all(FILTER_SCAN_CHUNK) : this.stmts.nextKeys.all(after, FILTER_SCAN_CHUNK);
+    } catch {
+      return; // the filter stays incomplete: reads keep asking SQLite, which is always right
+    }
+    for (const k of keys) this.keys.add(k);
+    if (keys.length < FILTER_SCAN_CHUNK) this.keysComplete = true;
+    else this.keyScan = setImmediate(() => this.scanKeys(keys[keys.length - 1]));
+  }
+
   protected async closeStore(): Promise<void> {
+    if (this.keyScan !== undefined) clearImmediate(this.keyScan);
     let failure: NexusError | undefined;
     let synced = true;
     this.closingStore = true;
