@@ -195,7 +195,7 @@ describe('SqliteStorage', () => {
 
   it('skips SQLite for keys it never stored, and finds every stored key after a reopen', async () => {
     const s = openStorage();
-    // More keys than one chunk of the key scan at open, so the scan takes several turns.
+    // More keys than several chunks of the key scan at open, so the scan takes several turns.
     const stored = Array.from({ length: 12_000 }, (_, i) => `k${i}`);
     await Promise.all(stored.map((k, i) => s.put(k, i % 4, valueObj(k))));
     await s.close();
