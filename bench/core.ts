@@ -7,9 +7,12 @@
 //                          keys and gets with R=2 over a preloaded key space, the client spreading
 //                          requests over all nodes;
 // each at 64 outstanding requests (throughput and latency) and then 1 (latency), then Nexus as ratios of
-// the ceilings against the issue's bars.
+// the ceilings against the issue's bars. With --rounds k the whole sequence runs k times on fresh
+// processes and each bar is the median of the rounds' ratios: on this shared VM the ceilings and
+// Nexus drift by a quarter within minutes, so one round's ratio says as much about the minute as
+// about Nexus.
 //
-//   npm run bench:core [-- --duration 5 --json --out bench/results]
+//   npm run bench:core [-- --duration 5 --rounds 3 --json --out bench/results]
 
 import { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
@@ -22,7 +25,7 @@ import { LocalCluster } from '../src/sim/local-cluster.js';
 import { EchoServers, QuorumEchoClient } from '../src/bench/echo.js';
 import { runClosedLoop, type LoadResult } from '../src/bench/load.js';
 import { machineInfo, waitForQuiet } from '../src/bench/machine.js';
-import { computeBars, formatUs, markdownReport, type CoreResults, type PhasePair } from './lib/report.js';
+import { computeBars, formatUs, markdownReport, medianBars, type CoreResults, type PhasePair } from './lib/report.js';
 import { CLI_MAIN, commandLine, positive, progress, ROOT } from './lib/args.js';
 
 const ECHO_SERVER = join(ROOT, 'dist', 'src', 'bench', 'echo-server.js');
@@ -46,6 +49,7 @@ interface Options {
   profile: boolean;
   keepData: boolean;
   quietTimeout: number;
+  rounds: number;
 }
 
 function parseArgs(): Options {
@@ -63,6 +67,12 @@ function parseArgs(): Options {
     .option('--profile', 'run every server process with --cpu-prof; profiles go to <out>/profiles-<time>/', false)
     .option('--quiet-timeout <sec>', 'before each phase, wait up to this long for the machine to be idle', positive('--quiet-timeout', false), 30)
     .option('--keep-data', 'keep the cluster\'s temp folder (data and node logs) after the run', false)
+    .option(
+      '--rounds <k>',
+      'run the whole sequence k times, each with fresh processes; the bars are the median of the rounds\' ratios (the machine drifts between phases)',
+      positive('--rounds', true),
+      1,
+    )
     .showHelpAfterError();
   program.parse(process.argv);
   return program.opts<Options>();
@@ -70,7 +80,7 @@ function parseArgs(): Options {
 
 function describe(r: LoadResult): string {
   const err = r.errors > 0 ? `, ${r.errors} errors (${r.firstError})` : '';
-  return `${r.throughput.toLocaleString('en-US')} ops/s, p50 ${formatUs(r.latencyUs.p50)}, p99 ${formatUs(r.latencyUs.p99)}, CPU client ${r.cpu.client} servers ${r.cpu.servers ?? '?'} other ${r.cpu.other ?? '?'}${err}`;
+  return `${r.throughput.toLocaleString('en-US')} ops/s, p50 ${formatUs(r.latencyUs.p50)}, p99 ${formatUs(r.latencyUs.p99)}, CPU client ${r.cpu.client} servers ${r.cpu.servers ?? '?'} other ${r.cpu.other ?? '?'} (steal ${r.cpu.steal ?? '?'})${err}`;
 }
 
 /** Same key length for every phase: what differs between phases is only the system under test. */
@@ -119,11 +129,10 @@ async function main(): Promise<void> {
     return { c1, cN };
   };
 
-  const diagnostics: Record<string, unknown> = {};
   const profileDir = o.profile ? resolve(o.out, `profiles-${stamp}`) : undefined;
   if (profileDir) progress(`profiling every server process into ${profileDir}/{echo,fsync,nexus}/`);
   // 1 and 2: the ceilings. Each set of servers is stopped before the next starts.
-  const ceiling = async (mode: 'echo' | 'fsync'): Promise<PhasePair> => {
+  const ceiling = async (mode: 'echo' | 'fsync', diagnostics: Record<string, unknown>): Promise<PhasePair> => {
     const nodeFlags = profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, mode)] : [];
     const servers = await EchoServers.start({ count: NODES, mode, script: ECHO_SERVER, nodeFlags });
     let client: QuorumEchoClient | undefined;
@@ -154,58 +163,66 @@ async function main(): Promise<void> {
       await servers.stop();
     }
   };
-  const bare = await ceiling('echo');
-  const fsync = await ceiling('fsync');
+  // One round: the two ceilings, then Nexus, each on fresh processes.
+  const round = async (k: number): Promise<{ phases: CoreResults['phases']; diagnostics: Record<string, unknown> }> => {
+    if (o.rounds > 1) progress(`round ${k} of ${o.rounds}`);
+    const diagnostics: Record<string, unknown> = {};
+    const bare = await ceiling('echo', diagnostics);
+    const fsync = await ceiling('fsync', diagnostics);
 
-  // 3: Nexus.
-  progress(`starting a ${NODES}-node cluster (N=${N}, ${PARTITIONS} partitions, durability fsync) …`);
-  const cluster = await LocalCluster.start({
-    nodes: NODES,
-    n: N,
-    partitions: PARTITIONS,
-    durability: 'fsync',
-    mainScript: CLI_MAIN,
-    nodeFlags: profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, 'nexus')] : [],
-    keep: o.keepData,
-  });
-  if (o.keepData) progress(`cluster data and logs kept in ${cluster.dir}`);
-  let put: PhasePair;
-  let get: PhasePair;
-  const client = new NexusClient({ nodes: cluster.urls, strategy: 'spread', timeoutMs: REQUEST_TIMEOUT_MS });
-  try {
-    let seq = 0;
-    const putOp = (): Promise<unknown> => client.put(putKey(++seq), value, { w: W });
-    // Group-commit figures around each put level (warm-up included): commits per put, writes per commit.
-    const putCounters: Record<string, unknown> = {};
-    diagnostics.putGroupCommit = putCounters;
-    put = await pair('Nexus put', putOp, cluster.pids, async (c) => {
-      const before = await cluster.nodeStats();
-      return async () => {
-        putCounters[`c${c}`] = groupCommit(before, await cluster.nodeStats());
-        progress(`Nexus put @${c} counters: ${JSON.stringify(putCounters[`c${c}`])}`);
-      };
+    // 3: Nexus.
+    progress(`starting a ${NODES}-node cluster (N=${N}, ${PARTITIONS} partitions, durability fsync) …`);
+    const cluster = await LocalCluster.start({
+      nodes: NODES,
+      n: N,
+      partitions: PARTITIONS,
+      durability: 'fsync',
+      mainScript: CLI_MAIN,
+      nodeFlags: profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, 'nexus')] : [],
+      keep: o.keepData,
     });
-
-    progress(`preloading ${o.keys.toLocaleString('en-US')} keys …`);
-    await preload(client, o.keys, o.concurrency, value);
-    const getOp = (): Promise<unknown> =>
-      client.get(getKey(Math.floor(Math.random() * o.keys)), { r: R }).then((res) => {
-        if (!res.found) throw new Error('a preloaded key was not found');
+    if (o.keepData) progress(`cluster data and logs kept in ${cluster.dir}`);
+    let put: PhasePair;
+    let get: PhasePair;
+    const client = new NexusClient({ nodes: cluster.urls, strategy: 'spread', timeoutMs: REQUEST_TIMEOUT_MS });
+    try {
+      let seq = 0;
+      const putOp = (): Promise<unknown> => client.put(putKey(++seq), value, { w: W });
+      // Group-commit figures around each put level (warm-up included): commits per put, writes per commit.
+      const putCounters: Record<string, unknown> = {};
+      diagnostics.putGroupCommit = putCounters;
+      put = await pair('Nexus put', putOp, cluster.pids, async (c) => {
+        const before = await cluster.nodeStats();
+        return async () => {
+          putCounters[`c${c}`] = groupCommit(before, await cluster.nodeStats());
+          progress(`Nexus put @${c} counters: ${JSON.stringify(putCounters[`c${c}`])}`);
+        };
       });
-    const beforeGet = await cluster.nodeStats();
-    get = await pair('Nexus get', getOp, cluster.pids);
-    const afterGet = await cluster.nodeStats();
-    // A healthy cluster answers gets without writing: read repairs or commits here are a finding.
-    diagnostics.getPhases = {
-      readRepairs: sum(afterGet, 'readRepairs') - sum(beforeGet, 'readRepairs'),
-      commits: sum(afterGet, 'commits') - sum(beforeGet, 'commits'),
-    };
-  } finally {
-    client.close();
-    await cluster.stop();
-  }
 
-  const phases = { bare, fsync, put, get };
+      progress(`preloading ${o.keys.toLocaleString('en-US')} keys …`);
+      await preload(client, o.keys, o.concurrency, value);
+      const getOp = (): Promise<unknown> =>
+        client.get(getKey(Math.floor(Math.random() * o.keys)), { r: R }).then((res) => {
+          if (!res.found) throw new Error('a preloaded key was not found');
+        });
+      const beforeGet = await cluster.nodeStats();
+      get = await pair('Nexus get', getOp, cluster.pids);
+      const afterGet = await cluster.nodeStats();
+      // A healthy cluster answers gets without writing: read repairs or commits here are a finding.
+      diagnostics.getPhases = {
+        readRepairs: sum(afterGet, 'readRepairs') - sum(beforeGet, 'readRepairs'),
+        commits: sum(afterGet, 'commits') - sum(beforeGet, 'commits'),
+      };
+    } finally {
+      client.close();
+      await cluster.stop();
+    }
+    return { phases: { bare, fsync, put, get }, diagnostics };
+  };
+
+  const rounds: Array<{ phases: CoreResults['phases']; diagnostics: Record<string, unknown> }> = [];
+  for (let k = 1; k <= o.rounds; k++) rounds.push(await round(k));
+  const { phases, diagnostics } = rounds[0]!;
   const results: CoreResults = {
     benchmark: 'core',
     command: commandLine('core'),
@@ -229,9 +246,10 @@ async function main(): Promise<void> {
       clientStrategy: 'spread',
     },
     phases,
-    bars: computeBars(phases),
+    bars: medianBars(rounds.map((r) => computeBars(r.phases))),
     diagnostics,
   };
+  if (rounds.length > 1) results.rounds = rounds.map((r) => ({ phases: r.phases, bars: computeBars(r.phases) }));
   const table = markdownReport(results);
   mkdirSync(o.out, { recursive: true });
   const base = join(o.out, `core-${stamp}`);

@@ -41,8 +41,12 @@ export interface CoreResults {
     putKeys: string;
     clientStrategy: string;
   };
+  /** The first round's phases (the only round unless --rounds was given). */
   phases: { bare: PhasePair; fsync: PhasePair; put: PhasePair; get: PhasePair };
+  /** The bars: with several rounds, each ratio is the median of the rounds' ratios. */
   bars: Bar[];
+  /** With --rounds k > 1: every round's phases and bars, in order. */
+  rounds?: Array<{ phases: CoreResults['phases']; bars: Bar[] }>;
   /** Figures that explain the results (group commit batching, CPU use). */
   diagnostics: Record<string, unknown>;
 }
@@ -58,6 +62,18 @@ export function computeBars(p: CoreResults['phases']): Bar[] {
     bar('get p50 @1 ÷ bare ceiling p50 @1', p.get.c1.latencyUs.p50 / p.bare.c1.latencyUs.p50, '<=', 3),
     bar('put p50 @1 ÷ fsync ceiling p50 @1', p.put.c1.latencyUs.p50 / p.fsync.c1.latencyUs.p50, '<=', 2),
   ];
+}
+
+/**
+ * One bar per name whose ratio is the median of the rounds' ratios (the lower middle one for an
+ * even count, so a bar never passes on an average of a pass and a fail).
+ */
+export function medianBars(rounds: Bar[][]): Bar[] {
+  return rounds[0]!.map((first, i) => {
+    const ratios = rounds.map((r) => r[i]!.ratio).sort((a, b) => a - b);
+    const ratio = first.op === '>=' ? ratios[Math.floor((ratios.length - 1) / 2)]! : ratios[Math.ceil((ratios.length - 1) / 2)]!;
+    return { ...first, ratio, pass: Number.isFinite(ratio) && (first.op === '>=' ? ratio >= first.target : ratio <= first.target) };
+  });
 }
 
 export function formatUs(us: number): string {
@@ -79,18 +95,28 @@ export function markdownReport(res: CoreResults): string {
     [`Nexus get, R=${s.r}, ${s.keySpace.toLocaleString('en-US')} preloaded keys`, res.phases.get],
   ];
   const out: string[] = [];
-  out.push(`| Phase | ops/s @${c} | p50 @1 | p99 @1 | p50 @${c} | p99 @${c} | CPU @${c} client / servers / other (cores) |`);
+  out.push(`| Phase | ops/s @${c} | p50 @1 | p99 @1 | p50 @${c} | p99 @${c} | CPU @${c} client / servers / other (of it steal), cores |`);
   out.push('|---|---:|---:|---:|---:|---:|---:|');
   for (const [name, p] of rows) {
     const f = (x: number | null): string => (x === null ? '?' : x.toFixed(2));
-    const cpu = `${f(p.cN.cpu.client)} / ${f(p.cN.cpu.servers)} / ${f(p.cN.cpu.other)}`;
+    const cpu = `${f(p.cN.cpu.client)} / ${f(p.cN.cpu.servers)} / ${f(p.cN.cpu.other)} (${f(p.cN.cpu.steal ?? null)})`;
     out.push(
       `| ${name} | ${formatOps(p.cN.throughput)} | ${formatUs(p.c1.latencyUs.p50)} | ${formatUs(p.c1.latencyUs.p99)} | ` +
         `${formatUs(p.cN.latencyUs.p50)} | ${formatUs(p.cN.latencyUs.p99)} | ${cpu} |`,
     );
   }
   out.push('');
-  out.push('| Bar | Ratio | Target | Result |');
+  const rounds = res.rounds ?? [];
+  if (rounds.length > 1) {
+    out.push(`The table above is round 1 of ${rounds.length}; every round (fresh processes each time), and the bars as the median of the rounds:`, '');
+    out.push(`| Round | bare ceiling ops/s @${c} | Nexus put ops/s @${c} | ${res.bars.map((b) => b.name).join(' | ')} |`);
+    out.push(`|---:|---:|---:|${res.bars.map(() => '---:').join('|')}|`);
+    rounds.forEach((r, i) =>
+      out.push(`| ${i + 1} | ${formatOps(r.phases.bare.cN.throughput)} | ${formatOps(r.phases.put.cN.throughput)} | ${r.bars.map((b) => b.ratio.toFixed(2)).join(' | ')} |`),
+    );
+    out.push('');
+  }
+  out.push(`| Bar | Ratio${rounds.length > 1 ? ` (median of ${rounds.length} rounds)` : ''} | Target | Result |`);
   out.push('|---|---:|---:|---|');
   for (const b of res.bars) out.push(`| ${b.name} | ${b.ratio.toFixed(2)} | ${b.op === '>=' ? '≥' : '≤'} ${b.target} | ${b.pass ? 'PASS' : 'FAIL'} |`);
   out.push('');
@@ -110,7 +136,7 @@ export function markdownReport(res: CoreResults): string {
       `Cluster: ${s.nodes} local node processes, N=${s.n}, ${s.partitions} partitions, durability ${s.durability}; ` +
       `client: one NexusClient, strategy '${s.clientStrategy}'. ${s.valueBytes}-byte values, ${s.messageBytes}-byte put frames (baselines send the same frame). ` +
       `Each system first runs ${s.firstWarmupSec} s unrecorded at ${c} outstanding (JIT warm-up); each phase: ${s.warmupSec} s warm-up, then ${s.durationSec} s measured; closed loop at ${c} outstanding requests, then at 1; ` +
-      `latency from HdrHistogram (µs). CPU: cores used during the measured window by the load generator / by all server processes / by anything else on the machine (noise).`,
+      `latency from HdrHistogram (µs). CPU: cores used during the measured window by the load generator / by all server processes / by anything else on the machine (noise), and in brackets the part of that the hypervisor took for other guests (steal time in /proc/stat).`,
   );
   out.push('');
   out.push(`Command: \`${res.command}\` (${res.startedAt})`);

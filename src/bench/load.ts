@@ -4,7 +4,7 @@
 // microseconds. Throughput is completions in the window divided by its measured length.
 
 import { newHistogram } from './hdr.js';
-import { cpuSecondsOf, machineBusySeconds, ownCpuSeconds } from './machine.js';
+import { cpuSecondsOf, machineCpuSeconds, ownCpuSeconds } from './machine.js';
 
 export interface LoadOptions {
   /** Requests kept outstanding. */
@@ -40,9 +40,10 @@ export interface LoadResult {
   latencyUs: { p50: number; p90: number; p95: number; p99: number; p999: number; max: number; mean: number };
   /**
    * CPU used in the window, in cores (1.0 = one core busy the whole window): by the load generator,
-   * by the server processes, and by everything else on the machine (other work skews results).
+   * by the server processes, and by everything else on the machine (other work skews results);
+   * `steal` is the part of `other` the hypervisor took for other guests.
    */
-  cpu: { client: number; servers: number | null; other: number | null };
+  cpu: { client: number; servers: number | null; other: number | null; steal: number | null };
 }
 
 /** `op(i)` performs one request; i counts requests issued in this phase. It should reject on failure. */
@@ -56,8 +57,8 @@ export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: Load
   let firstError: string | undefined;
   let tStart = 0;
   let tEnd = 0;
-  type CpuSnap = { client: number; servers: number | null; machine: number | undefined };
-  const snap = (): CpuSnap => ({ client: ownCpuSeconds(), servers: serverCpu(), machine: machineBusySeconds() });
+  type CpuSnap = { client: number; servers: number | null; machine: { busy: number; steal: number } | undefined };
+  const snap = (): CpuSnap => ({ client: ownCpuSeconds(), servers: serverCpu(), machine: machineCpuSeconds() });
   let cpuStart: CpuSnap = { client: 0, servers: null, machine: undefined };
   let cpuEnd: CpuSnap = cpuStart;
 
@@ -159,15 +160,17 @@ export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: Load
 }
 
 function cpuUse(
-  a: { client: number; servers: number | null; machine: number | undefined },
-  b: { client: number; servers: number | null; machine: number | undefined },
+  a: { client: number; servers: number | null; machine: { busy: number; steal: number } | undefined },
+  b: { client: number; servers: number | null; machine: { busy: number; steal: number } | undefined },
   seconds: number,
 ): LoadResult['cpu'] {
   const client = (b.client - a.client) / seconds;
   const servers = a.servers === null || b.servers === null ? null : (b.servers - a.servers) / seconds;
-  const machine = a.machine === undefined || b.machine === undefined ? undefined : (b.machine - a.machine) / seconds;
+  const machine = a.machine === undefined || b.machine === undefined ? undefined : (b.machine.busy - a.machine.busy) / seconds;
+  const steal = a.machine === undefined || b.machine === undefined ? null : (b.machine.steal - a.machine.steal) / seconds;
   const other = machine === undefined || servers === null ? null : Math.max(0, machine - client - servers);
-  return { client: round(client, 2), servers: servers === null ? null : round(servers, 2), other: other === null ? null : round(other, 2) };
+  const r2 = (x: number | null): number | null => (x === null ? null : round(x, 2));
+  return { client: round(client, 2), servers: r2(servers), other: r2(other), steal: r2(steal) };
 }
 
 function round(x: number, digits: number): number {

@@ -61,12 +61,22 @@ export function ownCpuSeconds(): number {
  * shows how much other work competed for the cores during a phase.
  */
 export function machineBusySeconds(): number | undefined {
+  return machineCpuSeconds()?.busy;
+}
+
+/**
+ * `machineBusySeconds` and, of it, the steal time: CPU seconds the hypervisor gave to other
+ * guests while this machine's processes wanted to run (0 on bare metal). On a shared VM it is
+ * part of why the same run measures differently from one hour to the next.
+ */
+export function machineCpuSeconds(): { busy: number; steal: number } | undefined {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
     const [, ...fields] = line.trim().split(/\s+/);
     const [user, nice, system, , , irq, softirq, steal] = fields.map(Number);
     const busy = user! + nice! + system! + irq! + softirq! + (steal ?? 0);
-    return Number.isFinite(busy) ? busy / TICKS_PER_SECOND : undefined;
+    if (!Number.isFinite(busy)) return undefined;
+    return { busy: busy / TICKS_PER_SECOND, steal: (steal ?? 0) / TICKS_PER_SECOND };
   } catch {
     return undefined;
   }
