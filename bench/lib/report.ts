@@ -120,13 +120,17 @@ export function markdownReport(res: CoreResults): string {
   out.push('|---|---:|---:|---|');
   for (const b of res.bars) out.push(`| ${b.name} | ${b.ratio.toFixed(2)} | ${b.op === '>=' ? '≥' : '≤'} ${b.target} | ${b.pass ? 'PASS' : 'FAIL'} |`);
   out.push('');
-  const errs = Object.entries(res.phases).flatMap(([name, p]) =>
+  // Every round's phases (round 1's alone without --rounds), named with their round when there are several.
+  const allPhases = (rounds.length > 1 ? rounds : [{ phases: res.phases }]).flatMap((r, i) =>
+    Object.entries(r.phases).map(([name, p]) => [rounds.length > 1 ? `round ${i + 1} ${name}` : name, p] as const),
+  );
+  const errs = allPhases.flatMap(([name, p]) =>
     [p.c1, p.cN].filter((r) => r.errors > 0).map((r) => `${name} @${r.concurrency}: ${r.errors} errors (first: ${r.firstError})`),
   );
   if (errs.length > 0) out.push(`**Errors:** ${errs.join('; ')}`, '');
   // Kernel work on the benchmark's behalf (loopback networking, disk flushes) shows up here too,
   // but well under half a core; more means other processes competed for the cores.
-  const noisy = Object.entries(res.phases).flatMap(([name, p]) =>
+  const noisy = allPhases.flatMap(([name, p]) =>
     [p.c1, p.cN].filter((r) => (r.cpu.other ?? 0) > 0.5).map((r) => `${name} @${r.concurrency} (${r.cpu.other} cores)`),
   );
   if (noisy.length > 0) out.push(`**Noisy:** other processes were busy during ${noisy.join(', ')}; treat those figures with care.`, '');
