@@ -1,8 +1,8 @@
 // Which keys the committed store may hold: a Bloom filter over every key ever committed, so that a
 // read of a key the store has never held (every write of a fresh key: the replica reads before it
 // merges) skips SQLite. A point lookup that misses still runs a statement, a read transaction and
-// its locks: ~5–8 µs here, three per fresh put across the replicas (~10% of a node's CPU in the
-// core benchmark). A filter answers in well under a microsecond.
+// its locks: ~5–8 µs here, three per fresh put across the replicas (~8.5% of the nodes' busy time
+// in a profile of the core benchmark's puts). A filter answers in well under a microsecond.
 //
 // No false negatives: every committed key is added (at open, and before each commit). False
 // positives only cost the lookup they would have cost anyway. Keys are never removed (a removed
