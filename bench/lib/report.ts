@@ -54,7 +54,7 @@ export interface CoreResults {
 export function computeBars(p: CoreResults['phases']): Bar[] {
   const bar = (name: string, ratio: number, op: Bar['op'], target: number): Bar => {
     const r = Number.isFinite(ratio) ? Math.round(ratio * 100) / 100 : ratio;
-    return { name, ratio: r, op, target, pass: Number.isFinite(ratio) && (op === '>=' ? ratio >= target : ratio <= target) };
+    return { name, ratio: r, op, target, pass: meets(ratio, op, target) };
   };
   return [
     bar('put throughput @64 ÷ bare ceiling throughput @64', p.put.cN.throughput / p.bare.cN.throughput, '>=', 0.5),
@@ -64,15 +64,20 @@ export function computeBars(p: CoreResults['phases']): Bar[] {
   ];
 }
 
+/** Whether `ratio` meets the bar (a ratio that is not a finite number never does). */
+function meets(ratio: number, op: Bar['op'], target: number): boolean {
+  return Number.isFinite(ratio) && (op === '>=' ? ratio >= target : ratio <= target);
+}
+
 /**
- * One bar per name whose ratio is the median of the rounds' ratios (the lower middle one for an
- * even count, so a bar never passes on an average of a pass and a fail).
+ * One bar per name whose ratio is the median of the rounds' ratios (for an even count, the middle
+ * one on the failing side, so a bar never passes on an average of a pass and a fail).
  */
 export function medianBars(rounds: Bar[][]): Bar[] {
   return rounds[0]!.map((first, i) => {
     const ratios = rounds.map((r) => r[i]!.ratio).sort((a, b) => a - b);
     const ratio = first.op === '>=' ? ratios[Math.floor((ratios.length - 1) / 2)]! : ratios[Math.ceil((ratios.length - 1) / 2)]!;
-    return { ...first, ratio, pass: Number.isFinite(ratio) && (first.op === '>=' ? ratio >= first.target : ratio <= first.target) };
+    return { ...first, ratio, pass: meets(ratio, first.op, first.target) };
   });
 }
 
