@@ -24,6 +24,7 @@
 
 import type Database from 'better-sqlite3';
 import { createHash, hash } from 'node:crypto';
+import type { PartitionRows } from './partition-rows.js';
 
 export interface CommitterConfig {
   /** Segments per partition; 0 = keep no segment hashes. */
@@ -37,6 +38,8 @@ export interface CommitterConfig {
   partition: (partition: number) => Buffer;
   /** Partitions the journal changed since the checkpoint: written at the first checkpoint. */
   replayed: number[];
+  /** The rows of each partition (partition-rows.ts): told of the inserts, moves and deletes that commit. */
+  rows: PartitionRows;
 }
 
 /**
@@ -245,6 +248,11 @@ function writeU32BE(out: Uint8Array, at: number, v: number): void {
   out[at + 3] = v & 0xff;
 }
 
+// Kinds of change in Committer.rowOps.
+const INSERTED = 0;
+const DELETED = 1;
+const MOVED = 2;
+
 /**
  * The write transactions on one connection (which must be in WAL mode). Every method is
  * synchronous and atomic: it commits, or it rolls back (the segment hashes included) and throws
@@ -258,6 +266,12 @@ export class Committer {
   private readonly forgetTx: Database.Transaction<(before: number) => string[]>;
   private readonly segTx: Database.Transaction<(partition: number, hashes: Uint8Array[]) => void>;
   private readonly checkpointTx: Database.Transaction<() => void>;
+  private readonly rows: PartitionRows;
+  /**
+   * What the current transaction did to rows' partitions, 4 numbers per change (INSERTED, DELETED
+   * or MOVED; partition; rowid; new partition): told to `rows` once it has committed.
+   */
+  private readonly rowOps: number[] = [];
 
   constructor(
     private readonly db: Database.Database,
@@ -265,12 +279,13 @@ export class Committer {
   ) {
     const segments = new SegmentTable(cfg.partition, cfg.replayed);
     this.segments = segments;
+    this.rows = cfg.rows;
+    const rowOps = this.rowOps;
     const old = db.prepare<[string], { id: number; partition: number; segment: number; khash: Buffer | null }>(
       'SELECT rowid AS id, partition, segment, khash FROM objects WHERE key = ?',
     );
     // A row that stays in its partition (always, while the partition count is fixed) is updated in
-    // place by rowid: the upsert would also rewrite its entry in objects_by_partition (SQLite
-    // rewrites an index whose column is assigned, even to the same value) and look the key up again.
+    // place by rowid, which the lookup above found: the upsert would look the key up again.
     const updateInPlace = db.prepare<[number, number, number, Uint8Array | null, Uint8Array, number]>(
       'UPDATE objects SET segment = ?, live = ?, since = ?, khash = ?, obj = ? WHERE rowid = ?',
     );
@@ -285,7 +300,7 @@ export class Committer {
     /** Inserts a row the staging layer believes new; false (nothing done) when one exists after all. */
     const insertFresh = (row: Params): boolean => {
       try {
-        insert.run(...row);
+        rowOps.push(INSERTED, row[1], Number(insert.run(...row).lastInsertRowid), 0);
         return true;
       } catch (err) {
         // A failed statement leaves the transaction open; the caller takes the careful path.
@@ -328,11 +343,17 @@ export class Committer {
         const was = old.get(key);
         if (was !== undefined && was.khash !== null) segments.xor(was.partition, was.segment, was.khash);
         if (flags & REAP) {
+          if (was !== undefined) rowOps.push(DELETED, was.partition, was.id, 0);
           remove.run(key);
           reap.run(key, partition, segment, khash, obj, since);
         } else {
           if (was !== undefined && was.partition === partition) updateInPlace.run(segment, live, since, khash, obj, was.id);
-          else upsert.run(key, partition, segment, live, since, khash, obj);
+          else {
+            const rowid = Number(upsert.run(key, partition, segment, live, since, khash, obj).lastInsertRowid);
+            // ON CONFLICT DO UPDATE keeps the row (and its rowid) but moves it to `partition`.
+            if (was === undefined) rowOps.push(INSERTED, partition, rowid, 0);
+            else rowOps.push(MOVED, was.partition, was.id, partition);
+          }
           if (khash !== null) segments.xor(partition, segment, khash);
           if (flags & UNREAP) unreap.run(key);
         }
@@ -399,6 +420,7 @@ export class Committer {
     } catch (err) {
       // better-sqlite3 rolled the transaction back; take its segment changes back too.
       this.segments.rollback();
+      this.rowOps.length = 0;
       if (this.db.inTransaction) {
         try {
           this.db.exec('ROLLBACK');
@@ -410,5 +432,12 @@ export class Committer {
     }
     if (checkpointed) this.lastCheckpoint = Date.now();
     this.segments.commit(checkpointed);
+    const ops = this.rowOps;
+    for (let i = 0; i < ops.length; i += 4) {
+      if (ops[i] === INSERTED) this.rows.inserted(ops[i + 1]!, ops[i + 2]!);
+      else if (ops[i] === DELETED) this.rows.deleted(ops[i + 1]!, ops[i + 2]!);
+      else this.rows.moved(ops[i + 1]!, ops[i + 3]!, ops[i + 2]!);
+    }
+    ops.length = 0;
   }
 }

@@ -1,4 +1,4 @@
-// The SQLite file's shape: the schema (version 3), upgrades from older versions, re-indexing the
+// The SQLite file's shape: the schema (version 4), upgrades from older versions, re-indexing the
 // segment columns for another segment count, and recovering the segment hashes at open
 // (checkpoint + journal, see sqlite-commit.ts). Used by SqliteStorage.open only, before the
 // Committer starts.
@@ -25,9 +25,9 @@ export const HINTS_SQL = `
 `;
 
 // Version 3: segment hashes (anti-entropy's tree leaves) persisted and kept in each write's own
-// transaction, and collected tombstones remembered as reaped records.
+// transaction, and collected tombstones remembered as reaped records. Version 4 is the same
+// without the index on `objects (partition)`, so this makes a version-4 file.
 const V3_SQL = `
-  -- One row per (partition, segment): the XOR of the khash of every row in that segment.
   -- One row per partition: its segment hashes, segments × 16 bytes (each the XOR of the khash of
   -- every row in that segment) — a checkpoint, with the journal below (see sqlite-commit.ts).
   CREATE TABLE segments (
@@ -51,10 +51,8 @@ const V3_SQL = `
     seq    INTEGER PRIMARY KEY,
     deltas BLOB NOT NULL
   );
-  -- Anti-entropy lists a partition's keys by segment; tombstone collection walks its tombstones.
-  -- (partition) alone, not (partition, segment): new rows then land at the end of their
-  -- partition's range instead of at a random place, which costs a write far fewer index pages.
-  CREATE INDEX objects_by_partition ON objects (partition);
+  -- Tombstone collection walks a partition's tombstones. (Which rows a partition holds is kept in
+  -- memory, not in an index: see partition-rows.ts.)
   CREATE INDEX objects_tombstones ON objects (partition, since) WHERE live = 0;
 `;
 
@@ -96,6 +94,7 @@ export function ensureSchema(db: Database.Database, file: string, segments: numb
     })();
   } else if (version === 1 || version === 2) {
     // Version 2 added the hints table; version 3 the segment columns, segments and reaped.
+    // Straight to version 4 (V3_SQL makes no index on partition).
     db.transaction(() => {
       if (version === 1) db.exec(HINTS_SQL);
       db.exec(`
@@ -108,6 +107,12 @@ export function ensureSchema(db: Database.Database, file: string, segments: numb
       db.prepare('UPDATE objects SET since = ?').run(Math.floor(now()));
       db.exec(V3_SQL);
       db.prepare("DELETE FROM meta WHERE name = 'segments'").run(); // forces the re-index below
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    })();
+  } else if (version === 3) {
+    // Version 4 dropped the index on partition (partition-rows.ts keeps that in memory).
+    db.transaction(() => {
+      db.exec('DROP INDEX IF EXISTS objects_by_partition');
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     })();
   } else if (version !== SCHEMA_VERSION) {

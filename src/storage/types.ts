@@ -129,4 +129,4 @@ export interface SqliteStorageOptions {
 }
 
 /** Bumped whenever the tables change shape; a node refuses to open a file with another version. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;

@@ -215,6 +215,79 @@ describe('SqliteStorage', () => {
     expect(lookups.mock.calls.length).toBeLessThan(20);
   });
 
+  it("lists each partition's rows rightly while the scan at open runs and after, through inserts, moves and deletes", async () => {
+    // 'os': a commit lands in the turn it runs, with no WAL sync to wait for while the scan runs on.
+    const s = openStorage({ segments: 16, durability: 'os' });
+    // 20 chunks of the scan at open. Rowids follow the batch's order: k0 is 1, k39999 is 40000.
+    const keys = Array.from({ length: 40_000 }, (_, i) => `k${i}`);
+    await Promise.all(keys.map((k, i) => s.put(k, i % 4, valueObj(k))));
+    await s.put('k5', 1, tombstone(2)); // rowid 6: the scan's first chunk covers it
+    await s.put('k38005', 1, tombstone(2)); // rowid 38006: far beyond it
+    await s.close();
+
+    const expected = new Map<number, Set<string>>([0, 1, 2, 3].map((p) => [p, new Set(keys.filter((_, i) => i % 4 === p))]));
+    const listed = (st: SqliteStorage, p: number): string[] => st.scanPartition(p).map(([k]) => k);
+    const hashed = (st: SqliteStorage, p: number): string[] => st.keyHashes(p, Array.from({ length: 16 }, (_, i) => i)).map(([k]) => k).sort();
+    const rows = (st: SqliteStorage): { covered: number; size: number } => (st as unknown as { rows: { covered: number; size: number } }).rows;
+    const check = (st: SqliteStorage): void => {
+      for (const [p, set] of expected) {
+        const want = [...set].sort();
+        expect(listed(st, p)).toEqual(want); // scanPartition is in key order
+        expect(hashed(st, p)).toEqual(want);
+      }
+      // Listings only need every row listed; this also rules out stale and doubled rowids.
+      if (st.partitionRowsComplete()) expect(rows(st).size).toBe([...expected.values()].reduce((n, set) => n + set.size, 0));
+    };
+
+    const again = openStorage({ segments: 16, durability: 'os' });
+    expect(again.partitionRowsComplete()).toBe(false);
+    check(again); // from table scans while the rows are being read
+    await Promise.all([
+      // Rows the scan has passed: a deleted one, and one moved to another partition.
+      again.collect('k5', 1, again.get('k5')!),
+      again.put('k2', 3, valueObj('moved', 2)),
+      // Rows it has not reached yet: a deleted one, a moved one and a new one (rowid 40001).
+      again.collect('k38005', 1, again.get('k38005')!),
+      again.put('k38002', 1, valueObj('moved', 2)),
+      again.put('new', 0, tombstone(3)),
+    ]);
+    expect(rows(again).covered).toBeLessThan(38_000); // so the changes above did meet both cases
+    for (const [from, to, k] of [[1, -1, 'k5'], [2, 3, 'k2'], [1, -1, 'k38005'], [2, 1, 'k38002'], [-1, 0, 'new']] as const) {
+      expected.get(from)?.delete(k);
+      expected.get(to)?.add(k);
+    }
+    await vi.waitFor(() => expect(again.partitionRowsComplete()).toBe(true));
+    check(again);
+
+    // SQLite gives a new row the deleted highest rowid again: it must count in its own partition only.
+    expect(await again.collect('new', 0, again.get('new')!)).toBe(true);
+    expected.get(0)!.delete('new');
+    await again.put('reused', 2, valueObj('r'));
+    expected.get(2)!.add('reused');
+    check(again);
+    await again.close();
+    const third = openStorage({ segments: 16 });
+    await vi.waitFor(() => expect(third.partitionRowsComplete()).toBe(true));
+    check(third);
+  });
+
+  it('upgrades a schema-3 file by dropping its index on partition', async () => {
+    const s = openStorage();
+    await Promise.all(Array.from({ length: 10 }, (_, i) => s.put(`k${i}`, i % 2, valueObj(`v${i}`))));
+    await s.close();
+    const raw = new Database(path.join(dir, DB_FILE_NAME));
+    raw.exec('CREATE INDEX objects_by_partition ON objects (partition)');
+    raw.pragma('user_version = 3');
+    raw.close();
+    const again = openStorage();
+    expect(again.scanPartition(1).map(([k]) => k)).toEqual(['k1', 'k3', 'k5', 'k7', 'k9']);
+    await again.close();
+    const check = new Database(path.join(dir, DB_FILE_NAME), { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(check.prepare("SELECT name FROM sqlite_master WHERE name = 'objects_by_partition'").all()).toEqual([]);
+    check.close();
+  });
+
   describe('segment hashes and reaped records', () => {
     const rebuilt = (st: SqliteStorage, p: number): SegmentHashes => SegmentHashes.rebuild(st.scanPartition(p), st.segments);
 

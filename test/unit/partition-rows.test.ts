@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { PartitionRows } from '../../src/storage/partition-rows.js';
+
+const sorted = (a: Float64Array): number[] => Array.from(a).sort((x, y) => x - y);
+
+describe('PartitionRows', () => {
+  it('applies a commit to rowids the open scan has passed and leaves the rest to the scan', () => {
+    const rows = new PartitionRows();
+    rows.scanned(0, 1);
+    rows.scanned(1, 2);
+    rows.scanned(0, 5);
+    expect(rows.complete).toBe(false);
+    rows.inserted(1, 3); // a reused rowid below the scan's position: only the commit can add it
+    rows.inserted(0, 9); // above it: the scan will read the row when it gets there
+    rows.deleted(0, 1);
+    rows.deleted(1, 7); // the scan will not see a deleted row
+    rows.moved(1, 0, 2);
+    rows.moved(0, 1, 8);
+    rows.scanned(1, 8); // the scan reads row 8 where the move left it
+    rows.scanned(0, 9);
+    rows.scanDone();
+    expect(rows.complete).toBe(true);
+    expect(sorted(rows.rowids(0))).toEqual([2, 5, 9]);
+    expect(sorted(rows.rowids(1))).toEqual([3, 8]);
+    expect(rows.rowids(2)).toEqual(new Float64Array(0));
+    expect(rows.size).toBe(5);
+  });
+
+  it('grows past its first allocation and removes from the middle', () => {
+    const rows = new PartitionRows();
+    rows.scanDone();
+    for (let id = 1; id <= 1000; id++) rows.inserted(id % 3, id);
+    rows.deleted(2, 500);
+    rows.deleted(0, 499); // 499 is in partition 1: nothing happens
+    expect(sorted(rows.rowids(2))).toEqual(Array.from({ length: 333 }, (_, i) => 3 * i + 2).filter((id) => id !== 500));
+    expect(rows.rowids(1)).toContain(499);
+    expect(rows.size).toBe(999);
+  });
+});
