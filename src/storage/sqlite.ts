@@ -85,8 +85,6 @@ export interface SqliteInfo {
 interface Statements {
   getObj: Database.Statement<[string], Buffer>;
   getLive: Database.Statement<[string], number>;
-  scan: Database.Statement<[number], { key: string; obj: Buffer }>;
-  keyHashes: Database.Statement<[number], { key: string; segment: number; khash: Buffer }>;
   rowObjs: Database.Statement<[string, number], { key: string; obj: Buffer }>;
   rowHashes: Database.Statement<[string, number], { key: string; segment: number; khash: Buffer }>;
   tombstones: Database.Statement<[number, number, number], { key: string; obj: Buffer }>;
@@ -120,9 +118,11 @@ export class SqliteStorage extends StagedStorage implements Storage {
    */
   private readonly keys: KeyFilter;
   private keysComplete = false;
-  /** The same scan fills these; until it ends, listing a partition's rows asks SQLite to scan. */
+  /** The same scan fills these; a listing before it ends finishes it first (finishOpenScan). */
   private readonly rows: PartitionRows;
   private openScan: NodeJS.Immediate | undefined;
+  /** The highest rowid the open scan has read. */
+  private scannedTo = 0;
 
   private constructor(
     private readonly db: Database.Database,
@@ -139,7 +139,7 @@ export class SqliteStorage extends StagedStorage implements Storage {
     super(init);
     this.keys = new KeyFilter(init.liveKeys);
     this.rows = rows;
-    this.scanRows(0);
+    this.scanRows();
     // An idle open storage never holds a process open; close waits for the exit explicitly.
     checkpointer.unref();
     checkpointer.on('message', (msg: FromCheckpointer) => this.onCheckpointerMessage(msg));
@@ -189,12 +189,6 @@ export class SqliteStorage extends StagedStorage implements Storage {
       const stmts: Statements = {
         getObj: db.prepare<[string], Buffer>('SELECT obj FROM objects WHERE key = ?').pluck(),
         getLive: db.prepare<[string], number>('SELECT live FROM objects WHERE key = ?').pluck(),
-        scan: db.prepare<[number], { key: string; obj: Buffer }>(
-          'SELECT key, obj FROM objects WHERE partition = ? ORDER BY key',
-        ),
-        keyHashes: db.prepare<[number], { key: string; segment: number; khash: Buffer }>(
-          'SELECT key, segment, khash FROM objects WHERE partition = ? AND khash IS NOT NULL',
-        ),
         // The rows of a partition by rowid (a JSON array, in ascending order), in one statement.
         rowObjs: db.prepare<[string, number], { key: string; obj: Buffer }>(
           'SELECT key, obj FROM objects WHERE rowid IN (SELECT value FROM json_each(?)) AND partition = ? ORDER BY key',
@@ -321,11 +315,7 @@ export class SqliteStorage extends StagedStorage implements Storage {
   protected scanCommitted(partition: number): Array<[string, VersionedObject]> {
     let rows: Array<{ key: string; obj: Buffer }>;
     try {
-      if (this.rows.complete) {
-        rows = this.stmts.rowObjs.all(this.rowidList(partition), partition);
-      } else {
-        rows = this.stmts.scan.all(partition); // the open scan is still running: a table scan
-      }
+      rows = this.stmts.rowObjs.all(this.rowidList(partition), partition);
     } catch (err) {
       throw storageFailure(err, `scanning partition ${partition}`);
     }
@@ -336,8 +326,7 @@ export class SqliteStorage extends StagedStorage implements Storage {
     const out: KeyHash[] = [];
     try {
       // One pass over the partition's rows (no object is decoded), keeping the segments asked for.
-      const rows = this.rows.complete ? this.stmts.rowHashes.iterate(this.rowidList(partition), partition) : this.stmts.keyHashes.iterate(partition);
-      for (const r of rows) if (segments.has(r.segment)) out.push([r.key, r.khash]);
+      for (const r of this.stmts.rowHashes.iterate(this.rowidList(partition), partition)) if (segments.has(r.segment)) out.push([r.key, r.khash]);
     } catch (err) {
       throw storageFailure(err, `listing the keys of partition ${partition}`);
     }
@@ -346,6 +335,7 @@ export class SqliteStorage extends StagedStorage implements Storage {
 
   /** A partition's rowids as a JSON array, ascending (the table's order, so lookups walk it forward). */
   private rowidList(partition: number): string {
+    this.finishOpenScan();
     return JSON.stringify(Array.from(this.rows.rowids(partition).sort()));
   }
 
@@ -506,36 +496,52 @@ export class SqliteStorage extends StagedStorage implements Storage {
     return this.keysComplete;
   }
 
-  /** Whether partition listings come from the partition rows yet (until then from a table scan). */
+  /** Whether the open scan has filled the partition rows yet (a listing before then finishes it). */
   partitionRowsComplete(): boolean {
     return this.rows.complete;
   }
 
   /**
-   * Adds the committed rows after rowid `after` to the key filter and the partition rows, one
-   * chunk per turn. A failed read leaves both incomplete: reads and listings keep asking SQLite,
-   * which is always right.
+   * The open scan, one chunk per turn: adds the committed rows after the last one it read to the
+   * key filter and the partition rows. A failed read stops it; reads then keep asking SQLite, which
+   * is always right, and the next listing tries to finish it (finishOpenScan).
    */
-  private scanRows(after: number): void {
+  private scanRows(): void {
     this.openScan = undefined;
     if (this.closingStore) return;
-    let chunk: Array<{ id: number; key: string; partition: number }>;
     try {
-      chunk = this.stmts.rowsAfter.all(after, OPEN_SCAN_CHUNK);
+      if (this.scanChunk()) this.openScan = setImmediate(() => this.scanRows());
     } catch {
-      return;
+      // stopped; see above
     }
+  }
+
+  /** Reads one chunk of the open scan; returns whether rows may remain. Throws what SQLite throws. */
+  private scanChunk(): boolean {
+    const chunk = this.stmts.rowsAfter.all(this.scannedTo, OPEN_SCAN_CHUNK);
     for (const r of chunk) {
       this.keys.add(r.key);
       this.rows.scanned(r.partition, r.id);
     }
-    if (chunk.length < OPEN_SCAN_CHUNK) {
-      this.keysComplete = true;
-      this.rows.scanDone();
-    } else {
-      const last = chunk[chunk.length - 1]!.id;
-      this.openScan = setImmediate(() => this.scanRows(last));
+    if (chunk.length === OPEN_SCAN_CHUNK) {
+      this.scannedTo = chunk[chunk.length - 1]!.id;
+      return true;
     }
+    this.keysComplete = true;
+    this.rows.scanDone();
+    return false;
+  }
+
+  /**
+   * A listing needs every partition's rows: runs the rest of the open scan now, at once (~1.2 s
+   * per million rows, once), rather than have each listing scan the whole table (~0.5 s per
+   * million rows, for every partition listed) until the scan ends by itself.
+   */
+  private finishOpenScan(): void {
+    if (this.rows.complete) return;
+    if (this.openScan !== undefined) clearImmediate(this.openScan);
+    this.openScan = undefined;
+    while (this.scanChunk());
   }
 
   protected async closeStore(): Promise<void> {
