@@ -24,6 +24,11 @@ export class PartitionRows {
     return this.covered === Infinity;
   }
 
+  /** The highest rowid the open scan has read (Infinity once it has finished): where it goes on. */
+  get scannedTo(): number {
+    return this.covered;
+  }
+
   /** Rows in all partitions, for tests and stats. */
   get size(): number {
     let n = 0;

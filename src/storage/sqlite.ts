@@ -112,17 +112,17 @@ export class SqliteStorage extends StagedStorage implements Storage {
   private closingStore = false;
   /**
    * Every key committed to `objects` (key-filter.ts), so that reads of keys the store never held
-   * skip SQLite. Filled at open by a scan that runs a chunk per turn (a million keys take ~1.6 s,
-   * too long to hold up the start); until it ends, `keysComplete` is false and reads ask SQLite.
-   * Commits add their keys all along, so the scan and the commits together cover every key.
+   * skip SQLite. Filled at open by a scan that runs a chunk per turn (a million rows take ~1.2 s,
+   * too long to hold up the start); until it ends (`rows.complete`), reads ask SQLite. Commits add
+   * their keys all along, so the scan and the commits together cover every key.
    */
   private readonly keys: KeyFilter;
-  private keysComplete = false;
-  /** The same scan fills these; a listing before it ends finishes it first (finishOpenScan). */
+  /**
+   * The same scan fills these, which also record how far it has got; a listing before it ends
+   * finishes it first (finishOpenScan).
+   */
   private readonly rows: PartitionRows;
   private openScan: NodeJS.Immediate | undefined;
-  /** The highest rowid the open scan has read. */
-  private scannedTo = 0;
 
   private constructor(
     private readonly db: Database.Database,
@@ -293,7 +293,7 @@ export class SqliteStorage extends StagedStorage implements Storage {
   // ---- The committed side ----
 
   protected readCommitted(key: string): VersionedObject | undefined {
-    if (this.keysComplete && !this.keys.mightHave(key)) return undefined;
+    if (this.rows.complete && !this.keys.mightHave(key)) return undefined;
     let bytes: Buffer | undefined;
     try {
       bytes = this.stmts.getObj.get(key);
@@ -304,7 +304,7 @@ export class SqliteStorage extends StagedStorage implements Storage {
   }
 
   protected readCommittedLive(key: string): boolean {
-    if (this.keysComplete && !this.keys.mightHave(key)) return false;
+    if (this.rows.complete && !this.keys.mightHave(key)) return false;
     try {
       return this.stmts.getLive.get(key) === 1;
     } catch (err) {
@@ -491,13 +491,11 @@ export class SqliteStorage extends StagedStorage implements Storage {
     });
   }
 
-  /** Whether the key filter covers every committed key yet (until then reads all ask SQLite). */
-  keyFilterComplete(): boolean {
-    return this.keysComplete;
-  }
-
-  /** Whether the open scan has filled the partition rows yet (a listing before then finishes it). */
-  partitionRowsComplete(): boolean {
+  /**
+   * Whether the open scan has filled the key filter and the partition rows yet (until then reads
+   * all ask SQLite, and a listing finishes the scan first).
+   */
+  openScanComplete(): boolean {
     return this.rows.complete;
   }
 
@@ -518,16 +516,12 @@ export class SqliteStorage extends StagedStorage implements Storage {
 
   /** Reads one chunk of the open scan; returns whether rows may remain. Throws what SQLite throws. */
   private scanChunk(): boolean {
-    const chunk = this.stmts.rowsAfter.all(this.scannedTo, OPEN_SCAN_CHUNK);
+    const chunk = this.stmts.rowsAfter.all(this.rows.scannedTo, OPEN_SCAN_CHUNK);
     for (const r of chunk) {
       this.keys.add(r.key);
       this.rows.scanned(r.partition, r.id);
     }
-    if (chunk.length === OPEN_SCAN_CHUNK) {
-      this.scannedTo = chunk[chunk.length - 1]!.id;
-      return true;
-    }
-    this.keysComplete = true;
+    if (chunk.length === OPEN_SCAN_CHUNK) return true;
     this.rows.scanDone();
     return false;
   }

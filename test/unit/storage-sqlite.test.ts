@@ -201,9 +201,9 @@ describe('SqliteStorage', () => {
     await s.close();
 
     const again = openStorage();
-    expect(again.keyFilterComplete()).toBe(false);
+    expect(again.openScanComplete()).toBe(false);
     await again.put('written-during-the-scan', 0, valueObj('w'));
-    await vi.waitFor(() => expect(again.keyFilterComplete()).toBe(true));
+    await vi.waitFor(() => expect(again.openScanComplete()).toBe(true));
     // The scan is over: only the commit can add this one.
     await again.put('written-after-the-scan', 0, valueObj('a'));
     const lookups = vi.spyOn((again as unknown as { stmts: { getObj: { get(k: string): unknown } } }).stmts.getObj, 'get');
@@ -238,11 +238,11 @@ describe('SqliteStorage', () => {
         expect(hashed(st, p)).toEqual(want);
       }
       // Listings only need every row listed; this also rules out stale and doubled rowids.
-      if (st.partitionRowsComplete()) expect(rows(st).size).toBe([...expected.values()].reduce((n, set) => n + set.size, 0));
+      if (st.openScanComplete()) expect(rows(st).size).toBe([...expected.values()].reduce((n, set) => n + set.size, 0));
     };
 
     const again = openStorage({ segments: 16, durability: 'os' });
-    expect(again.partitionRowsComplete()).toBe(false);
+    expect(again.openScanComplete()).toBe(false);
     await Promise.all([
       // Rows the scan has passed: a deleted one, and one moved to another partition.
       again.collect('k5', 1, again.get('k5')!),
@@ -257,9 +257,9 @@ describe('SqliteStorage', () => {
       expected.get(from)?.delete(k);
       expected.get(to)?.add(k);
     }
-    expect(again.partitionRowsComplete()).toBe(false);
+    expect(again.openScanComplete()).toBe(false);
     check(again); // the first listing finishes the scan at once
-    expect(again.partitionRowsComplete()).toBe(true);
+    expect(again.openScanComplete()).toBe(true);
 
     // SQLite gives a new row the deleted highest rowid again: it must count in its own partition only.
     expect(await again.collect('new', 0, again.get('new')!)).toBe(true);
@@ -272,7 +272,7 @@ describe('SqliteStorage', () => {
     check(third); // listed right at open
     await third.close();
     const fourth = openStorage({ segments: 16 });
-    await vi.waitFor(() => expect(fourth.partitionRowsComplete()).toBe(true)); // by itself, in the background
+    await vi.waitFor(() => expect(fourth.openScanComplete()).toBe(true)); // by itself, in the background
     check(fourth);
   });
 
