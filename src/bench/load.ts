@@ -57,7 +57,6 @@ export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: Load
   let firstError: string | undefined;
   let tStart = 0;
   let tEnd = 0;
-  type CpuSnap = { client: number; servers: number | null; machine: { busy: number; steal: number } | undefined };
   const snap = (): CpuSnap => ({ client: ownCpuSeconds(), servers: serverCpu(), machine: machineCpuSeconds() });
   let cpuStart: CpuSnap = { client: 0, servers: null, machine: undefined };
   let cpuEnd: CpuSnap = cpuStart;
@@ -159,11 +158,10 @@ export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: Load
   return result;
 }
 
-function cpuUse(
-  a: { client: number; servers: number | null; machine: { busy: number; steal: number } | undefined },
-  b: { client: number; servers: number | null; machine: { busy: number; steal: number } | undefined },
-  seconds: number,
-): LoadResult['cpu'] {
+/** CPU seconds so far: this process, the server processes, the whole machine (see machine.ts). */
+type CpuSnap = { client: number; servers: number | null; machine: ReturnType<typeof machineCpuSeconds> };
+
+function cpuUse(a: CpuSnap, b: CpuSnap, seconds: number): LoadResult['cpu'] {
   const client = (b.client - a.client) / seconds;
   const servers = a.servers === null || b.servers === null ? null : (b.servers - a.servers) / seconds;
   const machine = a.machine === undefined || b.machine === undefined ? undefined : (b.machine.busy - a.machine.busy) / seconds;
