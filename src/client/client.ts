@@ -17,13 +17,22 @@ import { Link } from '../transport/link.js';
 import { DirectReads, type DirectReadStats } from './direct.js';
 import type { Replies, RequestOf, RequestType } from '../transport/protocol.js';
 
+/**
+ * 'spread' moves on to the next node after this many requests in one event-loop turn, so that a
+ * large burst (a bulk load) is still shared by the nodes rather than coordinated by one.
+ */
+export const SPREAD_TURN_MAX = 256;
+
 export interface ClientOptions {
   /** ws:// URLs of nodes, tried in order (failover) or used in turn (spread). */
   nodes: string[];
   secret?: string;
   /** Default deadline of a request in ms (5000). */
   timeoutMs?: number;
-  /** 'failover' (default): use the first reachable node. 'spread': round-robin over all nodes. */
+  /**
+   * 'failover' (default): use the first reachable node. 'spread': take the nodes in turn, moving
+   * to the next one per event-loop turn (and every SPREAD_TURN_MAX requests within a turn).
+   */
   strategy?: 'failover' | 'spread';
   /** Bound on requests in flight per node link (default 10000). */
   maxInFlight?: number;
@@ -61,6 +70,9 @@ export class NexusClient {
   private readonly links = new Map<string, Promise<Link>>();
   private readonly timeoutMs: number;
   private turn = 0;
+  /** 'spread': requests sent in the current event-loop turn, and whether that turn has begun. */
+  private sentThisTurn = 0;
+  private turnOpen = false;
   private closed = false;
   private readonly direct: DirectReads | null;
 
@@ -147,7 +159,20 @@ export class NexusClient {
   private order(): string[] {
     const nodes = this.opts.nodes;
     if (this.opts.strategy !== 'spread' || nodes.length === 1) return nodes;
-    const start = this.turn++ % nodes.length;
+    // One node per event-loop turn, not per request: requests issued together travel to one node
+    // in one frame (a link sends once per turn), that node replicates them in one frame to each
+    // replica, and every replica commits them together. Taking turns per request cut each burst
+    // into one small piece per node (see docs/adr/004, "Bursts").
+    if (!this.turnOpen || this.sentThisTurn >= SPREAD_TURN_MAX) {
+      this.turn++;
+      this.sentThisTurn = 0;
+      if (!this.turnOpen) {
+        this.turnOpen = true;
+        setImmediate(() => (this.turnOpen = false));
+      }
+    }
+    this.sentThisTurn++;
+    const start = this.turn % nodes.length;
     return [...nodes.slice(start), ...nodes.slice(0, start)];
   }
 
