@@ -269,7 +269,8 @@ export class Committer {
   private readonly rows: PartitionRows;
   /**
    * What the current transaction did to rows' partitions, 4 numbers per change (INSERTED, DELETED
-   * or MOVED; partition; rowid; new partition): told to `rows` once it has committed.
+   * or MOVED; partition; rowid; the segment for INSERTED, the new partition for MOVED): told to
+   * `rows` once it has committed.
    */
   private readonly rowOps: number[] = [];
 
@@ -300,7 +301,7 @@ export class Committer {
     /** Inserts a row the staging layer believes new; false (nothing done) when one exists after all. */
     const insertFresh = (row: Params): boolean => {
       try {
-        rowOps.push(INSERTED, row[1], Number(insert.run(...row).lastInsertRowid), 0);
+        rowOps.push(INSERTED, row[1], Number(insert.run(...row).lastInsertRowid), row[2]);
         return true;
       } catch (err) {
         // A failed statement leaves the transaction open; the caller takes the careful path.
@@ -351,7 +352,7 @@ export class Committer {
           else {
             const rowid = Number(upsert.run(key, partition, segment, live, since, khash, obj).lastInsertRowid);
             // ON CONFLICT DO UPDATE keeps the row (and its rowid) but moves it to `partition`.
-            if (was === undefined) rowOps.push(INSERTED, partition, rowid, 0);
+            if (was === undefined) rowOps.push(INSERTED, partition, rowid, segment);
             else rowOps.push(MOVED, was.partition, was.id, partition);
           }
           if (khash !== null) segments.xor(partition, segment, khash);
@@ -434,7 +435,7 @@ export class Committer {
     this.segments.commit(checkpointed);
     const ops = this.rowOps;
     for (let i = 0; i < ops.length; i += 4) {
-      if (ops[i] === INSERTED) this.rows.inserted(ops[i + 1]!, ops[i + 2]!);
+      if (ops[i] === INSERTED) this.rows.inserted(ops[i + 1]!, ops[i + 2]!, ops[i + 3]!);
       else if (ops[i] === DELETED) this.rows.deleted(ops[i + 1]!, ops[i + 2]!);
       else this.rows.moved(ops[i + 1]!, ops[i + 3]!, ops[i + 2]!);
     }

@@ -92,7 +92,7 @@ interface Statements {
   reapedHashes: Database.Statement<[number, number], { key: string; khash: Buffer | null }>;
   getMeta: Database.Statement<[string], string>;
   setMeta: Database.Statement<[string, string]>;
-  rowsAfter: Database.Statement<[number, number], { id: number; key: string; partition: number }>;
+  rowsAfter: Database.Statement<[number, number], { id: number; key: string; partition: number; segment: number }>;
 }
 
 export class SqliteStorage extends StagedStorage implements Storage {
@@ -208,8 +208,8 @@ export class SqliteStorage extends StagedStorage implements Storage {
           'INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
         ),
         // In rowid order (the table's own b-tree): each chunk starts where the last one ended.
-        rowsAfter: db.prepare<[number, number], { id: number; key: string; partition: number }>(
-          'SELECT rowid AS id, key, partition FROM objects WHERE rowid > ? ORDER BY rowid LIMIT ?',
+        rowsAfter: db.prepare<[number, number], { id: number; key: string; partition: number; segment: number }>(
+          'SELECT rowid AS id, key, partition, segment FROM objects WHERE rowid > ? ORDER BY rowid LIMIT ?',
         ),
       };
       // The one O(n) pass: from here on the count is maintained per put.
@@ -325,18 +325,22 @@ export class SqliteStorage extends StagedStorage implements Storage {
   protected keyHashesCommitted(partition: number, segments: ReadonlySet<number>): KeyHash[] {
     const out: KeyHash[] = [];
     try {
-      // One pass over the partition's rows (no object is decoded), keeping the segments asked for.
-      for (const r of this.stmts.rowHashes.iterate(this.rowidList(partition), partition)) if (segments.has(r.segment)) out.push([r.key, r.khash]);
+      // Only the rows of the segments asked for are read (no object is decoded); their segment is
+      // checked again as read, like their partition.
+      for (const r of this.stmts.rowHashes.iterate(this.rowidList(partition, segments), partition)) if (segments.has(r.segment)) out.push([r.key, r.khash]);
     } catch (err) {
       throw storageFailure(err, `listing the keys of partition ${partition}`);
     }
     return out;
   }
 
-  /** A partition's rowids as a JSON array, ascending (the table's order, so lookups walk it forward). */
-  private rowidList(partition: number): string {
+  /**
+   * A partition's rowids (those in `segments`, if given) as a JSON array, ascending (the table's
+   * order, so lookups walk it forward).
+   */
+  private rowidList(partition: number, segments?: ReadonlySet<number>): string {
     this.finishOpenScan();
-    return JSON.stringify(Array.from(this.rows.rowids(partition).sort()));
+    return JSON.stringify(Array.from(this.rows.rowids(partition, segments).sort()));
   }
 
   protected tombstonesCommitted(partition: number, before: number, limit: number): Array<[string, VersionedObject]> {
@@ -519,7 +523,7 @@ export class SqliteStorage extends StagedStorage implements Storage {
     const chunk = this.stmts.rowsAfter.all(this.rows.scannedTo, OPEN_SCAN_CHUNK);
     for (const r of chunk) {
       this.keys.add(r.key);
-      this.rows.scanned(r.partition, r.id);
+      this.rows.scanned(r.partition, r.id, r.segment);
     }
     if (chunk.length === OPEN_SCAN_CHUNK) return true;
     this.rows.scanDone();

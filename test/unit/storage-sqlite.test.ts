@@ -236,6 +236,11 @@ describe('SqliteStorage', () => {
         const want = [...set].sort();
         expect(listed(st, p)).toEqual(want); // scanPartition is in key order
         expect(hashed(st, p)).toEqual(want);
+        // Asking for some segments reads just their rows (their segments are kept in memory).
+        for (const segs of [[0], [5, 11], [3, 7, 15]]) {
+          const got = st.keyHashes(p, segs).map(([k]) => k).sort();
+          expect(got).toEqual(want.filter((k) => segs.includes(segmentOf(k, 16))));
+        }
       }
       // Listings only need every row listed; this also rules out stale and doubled rowids.
       if (st.openScanComplete()) expect(rows(st).size).toBe([...expected.values()].reduce((n, set) => n + set.size, 0));
@@ -324,6 +329,10 @@ describe('SqliteStorage', () => {
       expect(await again.checkSegments([0])).toEqual([]);
       const seg = segmentOf('gone', 64);
       expect(again.reapedHashes(0, [seg]).map(([k]) => k)).toEqual(['gone']);
+      // The rows' segments held in memory are the new ones.
+      const k3 = segmentOf('k3', 64);
+      const inK3 = Array.from({ length: 30 }, (_, i) => `k${i}`).filter((k) => segmentOf(k, 64) === k3);
+      expect(again.keyHashes(0, [k3]).map(([k]) => k).sort()).toEqual(inK3.sort());
     });
 
     it('upgrades a schema-2 file: segment columns, hashes and the reaped table appear, data stays', async () => {
