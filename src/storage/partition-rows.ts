@@ -62,11 +62,10 @@ export class PartitionRows {
     if (rowid <= this.covered) this.drop(partition, rowid);
   }
 
-  /** A row went to another partition; its key, and so its segment, is the same. */
-  moved(from: number, to: number, rowid: number): void {
+  moved(from: number, to: number, rowid: number, segment: number): void {
     if (rowid > this.covered || from === to) return;
-    const segment = this.drop(from, rowid);
-    if (segment !== undefined) this.push(to, rowid, segment);
+    this.drop(from, rowid);
+    this.push(to, rowid, segment);
   }
 
   /**
@@ -100,19 +99,14 @@ export class PartitionRows {
     l.ids[l.length++] = rowid;
   }
 
-  /**
-   * Removes one rowid and returns its segment, or undefined if it was not listed (a linear search:
-   * deletes and moves are rare, collected tombstones only).
-   */
-  private drop(partition: number, rowid: number): number | undefined {
+  /** Removes one rowid (a linear search: deletes and moves are rare, collected tombstones only). */
+  private drop(partition: number, rowid: number): void {
     const l = this.lists.get(partition);
-    if (l === undefined) return undefined;
+    if (l === undefined) return;
     const at = l.ids.subarray(0, l.length).indexOf(rowid);
-    if (at < 0) return undefined;
-    const segment = l.segs[at]!;
+    if (at < 0) return;
     l.length--;
     l.ids[at] = l.ids[l.length]!;
     l.segs[at] = l.segs[l.length]!;
-    return segment;
   }
 }

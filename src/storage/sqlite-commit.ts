@@ -268,9 +268,9 @@ export class Committer {
   private readonly checkpointTx: Database.Transaction<() => void>;
   private readonly rows: PartitionRows;
   /**
-   * What the current transaction did to rows' partitions, 4 numbers per change (INSERTED, DELETED
-   * or MOVED; partition; rowid; the segment for INSERTED, the new partition for MOVED): told to
-   * `rows` once it has committed.
+   * What the current transaction did to rows' partitions, 5 numbers per change (INSERTED, DELETED
+   * or MOVED; partition; rowid; segment; new partition, for MOVED): told to `rows` once it has
+   * committed.
    */
   private readonly rowOps: number[] = [];
 
@@ -301,7 +301,7 @@ export class Committer {
     /** Inserts a row the staging layer believes new; false (nothing done) when one exists after all. */
     const insertFresh = (row: Params): boolean => {
       try {
-        rowOps.push(INSERTED, row[1], Number(insert.run(...row).lastInsertRowid), row[2]);
+        rowOps.push(INSERTED, row[1], Number(insert.run(...row).lastInsertRowid), row[2], 0);
         return true;
       } catch (err) {
         // A failed statement leaves the transaction open; the caller takes the careful path.
@@ -344,7 +344,7 @@ export class Committer {
         const was = old.get(key);
         if (was !== undefined && was.khash !== null) segments.xor(was.partition, was.segment, was.khash);
         if (flags & REAP) {
-          if (was !== undefined) rowOps.push(DELETED, was.partition, was.id, 0);
+          if (was !== undefined) rowOps.push(DELETED, was.partition, was.id, 0, 0);
           remove.run(key);
           reap.run(key, partition, segment, khash, obj, since);
         } else {
@@ -352,8 +352,8 @@ export class Committer {
           else {
             const rowid = Number(upsert.run(key, partition, segment, live, since, khash, obj).lastInsertRowid);
             // ON CONFLICT DO UPDATE keeps the row (and its rowid) but moves it to `partition`.
-            if (was === undefined) rowOps.push(INSERTED, partition, rowid, segment);
-            else rowOps.push(MOVED, was.partition, was.id, partition);
+            if (was === undefined) rowOps.push(INSERTED, partition, rowid, segment, 0);
+            else rowOps.push(MOVED, was.partition, was.id, segment, partition);
           }
           if (khash !== null) segments.xor(partition, segment, khash);
           if (flags & UNREAP) unreap.run(key);
@@ -434,10 +434,10 @@ export class Committer {
     if (checkpointed) this.lastCheckpoint = Date.now();
     this.segments.commit(checkpointed);
     const ops = this.rowOps;
-    for (let i = 0; i < ops.length; i += 4) {
+    for (let i = 0; i < ops.length; i += 5) {
       if (ops[i] === INSERTED) this.rows.inserted(ops[i + 1]!, ops[i + 2]!, ops[i + 3]!);
       else if (ops[i] === DELETED) this.rows.deleted(ops[i + 1]!, ops[i + 2]!);
-      else this.rows.moved(ops[i + 1]!, ops[i + 3]!, ops[i + 2]!);
+      else this.rows.moved(ops[i + 1]!, ops[i + 4]!, ops[i + 2]!, ops[i + 3]!);
     }
     ops.length = 0;
   }

@@ -14,8 +14,8 @@ describe('PartitionRows', () => {
     rows.inserted(0, 9, 0); // above it: the scan will read the row when it gets there
     rows.deleted(0, 1);
     rows.deleted(1, 7); // the scan will not see a deleted row
-    rows.moved(1, 0, 2);
-    rows.moved(0, 1, 8);
+    rows.moved(1, 0, 2, 0);
+    rows.moved(0, 1, 8, 0);
     rows.scanned(1, 8, 0); // the scan reads row 8 where the move left it
     rows.scanned(0, 9, 0);
     rows.scanDone();
@@ -44,9 +44,9 @@ describe('PartitionRows', () => {
     for (let id = 501; id <= 1000; id++) rows.inserted(id % 2, id, id % 5);
     // Removals swap the last row into the hole: its segment must move with it.
     for (let id = 10; id <= 1000; id += 10) rows.deleted(id % 2, id);
-    // A move keeps the row's segment (it is the key's, whatever the partition).
-    rows.moved(1, 0, 3);
-    rows.moved(0, 1, 4);
+    // A moved row keeps its segment (the key's, whatever the partition).
+    rows.moved(1, 0, 3, 3);
+    rows.moved(0, 1, 4, 4);
     const expected = (partition: number, segs: number[]): number[] =>
       Array.from({ length: 1000 }, (_, i) => i + 1)
         .filter((id) => id % 10 !== 0)

@@ -236,8 +236,9 @@ describe('SqliteStorage', () => {
         const want = [...set].sort();
         expect(listed(st, p)).toEqual(want); // scanPartition is in key order
         expect(hashed(st, p)).toEqual(want);
-        // Asking for some segments reads just their rows (their segments are kept in memory).
-        for (const segs of [[0], [5, 11], [3, 7, 15]]) {
+        // Asking for some segments reads just their rows (their segments are kept in memory),
+        // including the segment of k2, which moves partition below the scan's position.
+        for (const segs of [[0], [5, 11], [3, 7, 15], [segmentOf('k2', 16)]]) {
           const got = st.keyHashes(p, segs).map(([k]) => k).sort();
           expect(got).toEqual(want.filter((k) => segs.includes(segmentOf(k, 16))));
         }
