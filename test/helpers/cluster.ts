@@ -11,6 +11,9 @@ import { Ring } from '../../src/ring/index.js';
 import { freePorts } from '../../src/sim/local-cluster.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
+
+/** One node's entry in a status answer. */
+type NodeStatusEntry = Awaited<ReturnType<NexusClient['status']>>['nodes'][number];
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
 const BIN = join(ROOT, 'bin/nexus');
 
@@ -105,24 +108,26 @@ export class TestCluster {
     return { primaries: pref.slice(0, this.opts.n), fallbacks: pref.slice(this.opts.n) };
   }
 
-  /** Live keys each running node stores, from each node's own status. */
-  async keysHeld(): Promise<Record<string, number>> {
-    const out: Record<string, number> = {};
+  /** Each running node's own entry in its own status, by node id. */
+  async ownStatus(): Promise<Record<string, NodeStatusEntry>> {
+    const out: Record<string, NodeStatusEntry> = {};
     for (const n of this.nodes.filter((x) => x.proc)) {
       const s = await this.status(n.id);
-      out[n.id] = s.nodes.find((x) => x.id === n.id)!.keys ?? -1;
+      out[n.id] = s.nodes.find((x) => x.id === n.id)!;
     }
     return out;
   }
 
+  /** Live keys each running node stores, from each node's own status. */
+  async keysHeld(): Promise<Record<string, number>> {
+    const own = await this.ownStatus();
+    return Object.fromEntries(Object.entries(own).map(([id, e]) => [id, e.keys ?? -1]));
+  }
+
   /** Hints held by each running node, from each node's own status. */
   async hintsHeld(): Promise<Record<string, number>> {
-    const out: Record<string, number> = {};
-    for (const n of this.nodes.filter((x) => x.proc)) {
-      const s = await this.status(n.id);
-      out[n.id] = s.nodes.find((x) => x.id === n.id)!.hintsPending;
-    }
-    return out;
+    const own = await this.ownStatus();
+    return Object.fromEntries(Object.entries(own).map(([id, e]) => [id, e.hintsPending]));
   }
 
   node(id: string): NodeProc {

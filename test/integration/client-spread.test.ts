@@ -13,14 +13,10 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-/** How many puts each node has coordinated so far (its own `coordinatedPuts` in status). */
+/** How many puts n1, n2 and n3 have each coordinated so far (their own `coordinatedPuts`). */
 async function coordinated(c: TestCluster): Promise<number[]> {
-  return Promise.all(
-    ['n1', 'n2', 'n3'].map(async (id) => {
-      const self = (await c.status(id)).nodes.find((n) => n.id === id);
-      return (self?.coordinatedPuts as number | undefined) ?? 0;
-    }),
-  );
+  const own = await c.ownStatus();
+  return ['n1', 'n2', 'n3'].map((id) => (own[id]?.coordinatedPuts as number | undefined) ?? 0);
 }
 
 async function since(c: TestCluster, before: number[]): Promise<number[]> {
