@@ -44,6 +44,11 @@ export interface ClientOptions {
   reads?: 'direct' | 'coordinated';
   /** How long a direct read waits for R replies before a node coordinator takes over (1000; at most half the deadline). */
   patienceMs?: number;
+  /**
+   * How long a replica a direct read found stale gets to receive the writes in flight to it before
+   * it is checked and, only if still behind, repaired (1000 ms; 0: check at once). See client/direct.ts.
+   */
+  repairGraceMs?: number;
 }
 
 export interface GetResult {
@@ -91,12 +96,13 @@ export class NexusClient {
               return url === undefined ? this.call('get', m, true, timeoutMs) : this.openLink(url).then((l) => l.request<'get'>(m, timeoutMs));
             },
             patienceMs: opts.patienceMs ?? 1000,
+            ...(opts.repairGraceMs !== undefined ? { repairGraceMs: opts.repairGraceMs } : {}),
           });
   }
 
   /** How this client's reads were coordinated (all zero with reads: 'coordinated'). */
   get readStats(): DirectReadStats {
-    return { ...(this.direct?.stats ?? { direct: 0, fallbacks: 0, repairs: 0 }) };
+    return { ...(this.direct?.stats ?? { direct: 0, fallbacks: 0, repairs: 0, caughtUp: 0 }) };
   }
 
   async put(key: string, value: Uint8Array | string, o: WriteOptions = {}): Promise<{ context: string }> {
@@ -152,6 +158,7 @@ export class NexusClient {
 
   close(): void {
     this.closed = true;
+    this.direct?.close();
     for (const p of this.links.values()) p.then((l) => l.close('client closed'), () => {});
     this.links.clear();
   }

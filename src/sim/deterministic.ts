@@ -381,7 +381,7 @@ export async function runDeterministic(opts: Partial<DetOptions> & { seed: numbe
     steps: sched.steps,
     replay: `npx nexus sim --deterministic --seed ${o.seed} --nodes ${o.nodes} --duration ${o.faultSec} --clients ${o.clients} --keys ${o.keys} --r ${o.r} --w ${o.w}`,
   };
-  const reads = { direct: 0, fallbacks: 0, repairs: 0 };
+  const reads = { direct: 0, fallbacks: 0, repairs: 0, caughtUp: 0 };
   for (const r of readers) for (const k of Object.keys(reads) as Array<keyof DirectReadStats>) reads[k] += r.stats[k];
   return { report, history: workload.history, reads };
 }

@@ -8,11 +8,12 @@ import { runDeterministic } from '../../src/sim/deterministic.js';
 /**
  * Runs seeds [from, to] and returns the failures, each with the command that replays it. Also
  * checks that the seeds took every path of the clients' own read coordination (client/direct.ts):
- * reads answered by the client, reads handed to a node, and repair reads for stale replicas.
+ * reads answered by the client, reads handed to a node, repair reads for replicas still stale after
+ * the grace, and stale replicas that caught up within it.
  */
 async function failures(from: number, to: number, opts: { nodes: number }): Promise<string[]> {
   const out: string[] = [];
-  const reads = { direct: 0, fallbacks: 0, repairs: 0 };
+  const reads = { direct: 0, fallbacks: 0, repairs: 0, caughtUp: 0 };
   for (let seed = from; seed <= to; seed++) {
     const run = await runDeterministic({ seed, nodes: opts.nodes, n: 3, faultSec: 2, clients: 3, keys: 5 });
     const { report } = run;
@@ -23,6 +24,7 @@ async function failures(from: number, to: number, opts: { nodes: number }): Prom
   expect(reads.direct).toBeGreaterThan(0);
   expect(reads.fallbacks).toBeGreaterThan(0);
   expect(reads.repairs).toBeGreaterThan(0);
+  expect(reads.caughtUp).toBeGreaterThan(0);
   return out;
 }
 

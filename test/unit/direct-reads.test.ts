@@ -27,8 +27,33 @@ async function until(cond: () => boolean): Promise<void> {
   expect(cond()).toBe(true);
 }
 
+/** A clock that moves only when told to: the repair grace without real waiting. */
+function manualClock() {
+  let now = 0;
+  let timers: Array<{ at: number; fn: () => void }> = [];
+  return {
+    now: () => now,
+    setTimeout(fn: () => void, ms: number) {
+      const t = { at: now + ms, fn };
+      timers.push(t);
+      return { cancel: () => void (timers = timers.filter((x) => x !== t)) };
+    },
+    /** Moves time on by `ms`, running the timers that come due. */
+    advance(ms: number): void {
+      now += ms;
+      const due = timers.filter((t) => t.at <= now);
+      timers = timers.filter((t) => t.at > now);
+      for (const t of due) t.fn();
+    },
+    get timers(): number {
+      return timers.length;
+    },
+  };
+}
+
 function harness(behaviour: Record<string, Behaviour>, opts: { urls?: string[]; patienceMs?: number } = {}) {
   const asked: string[] = [];
+  const clock = manualClock();
   const coordinated: Array<{ url: string | undefined; msg: RequestOf<'get'> }> = [];
   const link = (id: string): Link =>
     ({
@@ -50,9 +75,13 @@ function harness(behaviour: Record<string, Behaviour>, opts: { urls?: string[]; 
       return Promise.resolve({ found: true, values: [enc('from a coordinator')], ctx: '', siblings: 1 });
     },
     patienceMs: opts.patienceMs ?? 1000,
+    repairGraceMs: GRACE,
+    clock,
   });
-  return { reads, asked, coordinated };
+  return { reads, asked, coordinated, clock, behaviour };
 }
+
+const GRACE = 500;
 
 const get = (key = 'k', r?: number): RequestOf<'get'> => ({ t: 'get', key, ...(r !== undefined ? { r } : {}) });
 
@@ -68,6 +97,8 @@ describe('DirectReads', () => {
     expect(h.reads.stats).toMatchObject({ direct: 1, fallbacks: 0 });
     expect(h.coordinated).toEqual([]);
     answerB({ obj: encodeObject(v2) });
+    await until(() => h.reads.pendingChecks === 1);
+    h.clock.advance(GRACE); // a still holds v1 when checked: it is repaired
     await until(() => h.reads.stats.repairs === 1);
     expect(h.coordinated).toEqual([{ url: urlOf('a'), msg: { t: 'get', key: 'k', r: 1 } }]);
   });
@@ -91,6 +122,7 @@ describe('DirectReads', () => {
 
   it('hands the read over once a hanging primary holds it past the patience', async () => {
     const h = harness({ a: { obj: encodeObject(v1) }, b: 'hang', c: 'hang' }, { patienceMs: 20 });
+    setTimeout(() => h.clock.advance(20), 5);
     const res = await h.reads.get(get('k', 2), 5000);
     expect(res.values.map(text)).toEqual(['from a coordinator']);
     expect(h.coordinated).toEqual([{ url: urlOf('a'), msg: expect.objectContaining({ key: 'k', r: 2 }) }]);
@@ -103,12 +135,55 @@ describe('DirectReads', () => {
     expect(h.reads.stats).toMatchObject({ direct: 0, fallbacks: 1 });
   });
 
-  it('sends one repair read (R=1) to a stale replica once all have answered', async () => {
+  it('sends one repair read (R=1) to a replica still stale once the grace is over', async () => {
     const h = harness({ a: { obj: encodeObject(v2) }, b: { obj: encodeObject(v2) }, c: { obj: encodeObject(v1) } });
     const res = await h.reads.get(get('k', 2), 5000);
     expect(res.values.map(text)).toEqual(['v2']);
+    await until(() => h.reads.pendingChecks === 1);
+    h.clock.advance(GRACE - 1);
+    expect(h.asked).toEqual(['a', 'b', 'c']); // not checked before the grace is over
+    h.clock.advance(1);
     await until(() => h.reads.stats.repairs === 1);
+    expect(h.asked).toEqual(['a', 'b', 'c', 'c']); // the check asked c alone
     expect(h.coordinated).toEqual([{ url: urlOf('c'), msg: { t: 'get', key: 'k', r: 1 } }]);
+    expect(h.reads.stats).toMatchObject({ repairs: 1, caughtUp: 0 });
+    expect(h.reads.pendingChecks).toBe(0);
+  });
+
+  it('leaves a replica alone that received the write it lacked within the grace', async () => {
+    const h = harness({ a: { obj: encodeObject(v2) }, b: { obj: encodeObject(v2) }, c: { obj: encodeObject(v1) } });
+    await h.reads.get(get('k', 2), 5000);
+    await until(() => h.reads.pendingChecks === 1);
+    // The write in flight to c lands, and a later one too: c is now past what the read saw.
+    h.behaviour.c = { obj: encodeObject(update(v2, v2.vv, 'b', 1, enc('v3'))) };
+    h.clock.advance(GRACE);
+    await until(() => h.reads.stats.caughtUp === 1);
+    expect(h.asked).toEqual(['a', 'b', 'c', 'c']);
+    expect(h.reads.stats.repairs).toBe(0);
+    expect(h.coordinated).toEqual([]);
+  });
+
+  it('repairs no replica that does not answer the check, and checks nothing after close', async () => {
+    const down = new NexusError(ErrorCodes.UNREACHABLE, 'connection refused');
+    const h = harness({ a: { obj: encodeObject(v2) }, b: { obj: encodeObject(v2) }, c: { obj: encodeObject(v1) } });
+    await h.reads.get(get('k', 2), 5000);
+    await until(() => h.reads.pendingChecks === 1);
+    h.behaviour.c = { fail: down };
+    h.clock.advance(GRACE);
+    await until(() => h.asked.length === 4);
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    expect(h.reads.stats).toMatchObject({ repairs: 0, caughtUp: 0 });
+
+    h.behaviour.c = { obj: encodeObject(v1) };
+    await h.reads.get(get('k2', 2), 5000);
+    await until(() => h.reads.pendingChecks === 1);
+    h.reads.close();
+    expect(h.reads.pendingChecks).toBe(0);
+    expect(h.clock.timers).toBe(0);
+    h.clock.advance(GRACE);
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    expect(h.asked.length).toBe(7); // 3 + 1 check + 3: nothing after close
+    expect(h.coordinated).toEqual([]);
   });
 
   it('sends no repair read when the replicas agree', async () => {
