@@ -59,13 +59,13 @@ export const REPAIR_GRACE_MS = 1_000;
 /** The deadline of that check (an rget of the stale replica). */
 const CHECK_TIMEOUT_MS = 5_000;
 /** Stale reads waiting for their check, at most; past that a stale read is repaired at once. */
-const MAX_PENDING_CHECKS = 10_000;
+export const MAX_PENDING_CHECKS = 10_000;
 
 /** A read that found replicas stale: checked again once `due`. */
 interface PendingCheck {
   key: string;
-  /** The stale replicas and their URLs. */
-  nodes: Array<{ node: string; url: string }>;
+  /** The URLs of the stale replicas. */
+  urls: string[];
   /** The merged vector the read saw: a replica whose vector covers it has caught up. */
   seen: VersionVector;
   due: number;
@@ -223,9 +223,9 @@ export class DirectReads {
     const merged = quorum.merged();
     const stale = quorum.stale(merged);
     if (stale.length === 0 || this.closed) return;
-    const nodes = stale.map((node) => ({ node, url: view.urlOf.get(node)! }));
-    if (this.pendingChecks >= MAX_PENDING_CHECKS) return this.repair(key, nodes[0]!.url);
-    this.pending.push({ key, nodes, seen: merged.vv, due: this.clock.now() + this.graceMs });
+    const urls = stale.map((node) => view.urlOf.get(node)!);
+    if (this.pendingChecks >= MAX_PENDING_CHECKS) return this.repair(key, urls[0]!);
+    this.pending.push({ key, urls, seen: merged.vv, due: this.clock.now() + this.graceMs });
     this.checkTimer ??= this.clock.setTimeout(() => this.runChecks(), this.graceMs);
   }
 
@@ -253,7 +253,7 @@ export class DirectReads {
    * coordinated read through it would fail too.
    */
   private check(c: PendingCheck): void {
-    const states = c.nodes.map(({ url }) =>
+    const states = c.urls.map((url) =>
       this.d
         .link(url)
         .then((link) => link.request<'rget'>({ t: 'rget', key: c.key }, CHECK_TIMEOUT_MS))
@@ -263,7 +263,7 @@ export class DirectReads {
     void Promise.all(states).then((found) => {
       if (this.closed) return;
       const behind = found.indexOf('behind');
-      if (behind >= 0) this.repair(c.key, c.nodes[behind]!.url);
+      if (behind >= 0) this.repair(c.key, c.urls[behind]!);
       else if (found.every((f) => f === 'caught up')) this.stats.caughtUp++;
     });
   }

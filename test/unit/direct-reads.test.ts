@@ -4,7 +4,7 @@
 // The same paths against real processes are in test/integration/direct-reads.test.ts.
 
 import { describe, expect, it } from 'vitest';
-import { DirectReads } from '../../src/client/direct.js';
+import { DirectReads, MAX_PENDING_CHECKS } from '../../src/client/direct.js';
 import { NexusError, ErrorCodes } from '../../src/core/errors.js';
 import { decodeContext, emptyObject, encodeObject, update } from '../../src/core/version.js';
 import type { Link } from '../../src/transport/link.js';
@@ -25,6 +25,11 @@ type Behaviour = { obj: Uint8Array | null } | { fail: NexusError } | { later: Pr
 async function until(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 100 && !cond(); i++) await new Promise((r) => setImmediate(r));
   expect(cond()).toBe(true);
+}
+
+/** Lets `n` event-loop turns pass (promise callbacks run in between). */
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 }
 
 /** A clock that moves only when told to: the repair grace without real waiting. */
@@ -141,6 +146,7 @@ describe('DirectReads', () => {
     expect(res.values.map(text)).toEqual(['v2']);
     await until(() => h.reads.pendingChecks === 1);
     h.clock.advance(GRACE - 1);
+    await turns(10);
     expect(h.asked).toEqual(['a', 'b', 'c']); // not checked before the grace is over
     h.clock.advance(1);
     await until(() => h.reads.stats.repairs === 1);
@@ -163,6 +169,34 @@ describe('DirectReads', () => {
     expect(h.coordinated).toEqual([]);
   });
 
+  it('repairs at once, as before the grace, once too many stale reads wait for their check', async () => {
+    const h = harness({ a: { obj: encodeObject(v2) }, b: { obj: encodeObject(v2) }, c: { obj: encodeObject(v1) } });
+    for (let i = 0; i < MAX_PENDING_CHECKS; i++) await h.reads.get(get(`k${i}`, 3), 5000); // R=3: all in before the answer
+    expect(h.reads.pendingChecks).toBe(MAX_PENDING_CHECKS);
+    expect(h.reads.stats.repairs).toBe(0);
+    await h.reads.get(get('one-more', 3), 5000);
+    expect(h.reads.pendingChecks).toBe(MAX_PENDING_CHECKS);
+    expect(h.coordinated).toEqual([{ url: urlOf('c'), msg: { t: 'get', key: 'one-more', r: 1 } }]);
+    h.clock.advance(GRACE); // the waiting ones are checked (c is still behind): one repair read each
+    await until(() => h.reads.stats.repairs === MAX_PENDING_CHECKS + 1);
+    expect(h.reads.pendingChecks).toBe(0);
+  });
+
+  it('sends no repair for a check still waiting for its answer at close', async () => {
+    const h = harness({ a: { obj: encodeObject(v2) }, b: { obj: encodeObject(v2) }, c: { obj: encodeObject(v1) } });
+    await h.reads.get(get('k', 2), 5000);
+    await until(() => h.reads.pendingChecks === 1);
+    let answerC!: (x: { obj: Uint8Array | null }) => void;
+    h.behaviour.c = { later: new Promise((res) => (answerC = res)) };
+    h.clock.advance(GRACE);
+    await until(() => h.asked.length === 4); // the check has asked c
+    h.reads.close();
+    answerC({ obj: encodeObject(v1) }); // still behind, but the client is closed
+    await turns(10);
+    expect(h.reads.stats).toMatchObject({ repairs: 0, caughtUp: 0 });
+    expect(h.coordinated).toEqual([]);
+  });
+
   it('repairs no replica that does not answer the check, and checks nothing after close', async () => {
     const down = new NexusError(ErrorCodes.UNREACHABLE, 'connection refused');
     const h = harness({ a: { obj: encodeObject(v2) }, b: { obj: encodeObject(v2) }, c: { obj: encodeObject(v1) } });
@@ -171,7 +205,7 @@ describe('DirectReads', () => {
     h.behaviour.c = { fail: down };
     h.clock.advance(GRACE);
     await until(() => h.asked.length === 4);
-    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    await turns(10);
     expect(h.reads.stats).toMatchObject({ repairs: 0, caughtUp: 0 });
 
     h.behaviour.c = { obj: encodeObject(v1) };
@@ -181,8 +215,13 @@ describe('DirectReads', () => {
     expect(h.reads.pendingChecks).toBe(0);
     expect(h.clock.timers).toBe(0);
     h.clock.advance(GRACE);
-    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    await turns(10);
     expect(h.asked.length).toBe(7); // 3 + 1 check + 3: nothing after close
+    // A read after close still answers, but queues no check.
+    await h.reads.get(get('k3', 2), 5000);
+    await turns(10);
+    expect(h.reads.pendingChecks).toBe(0);
+    expect(h.clock.timers).toBe(0);
     expect(h.coordinated).toEqual([]);
   });
 
