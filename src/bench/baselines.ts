@@ -26,6 +26,7 @@ import { EchoServers, QuorumEchoClient } from './echo.js';
 import type { Latency } from './hdr.js';
 import { scrambledZipfian, uniform, type KeyChooser } from './keys.js';
 import { runClosedLoop, type LoadResult } from './load.js';
+import type { CpuPerOp } from './machine.js';
 
 export type BaselineName = 'bareCeiling' | 'fsyncCeiling' | 'etcd' | 'redis';
 export const BASELINES: BaselineName[] = ['bareCeiling', 'fsyncCeiling', 'etcd', 'redis'];
@@ -36,6 +37,8 @@ export interface BaselineResult {
   latency: Omit<Latency, 'count'> & { count: number };
   errors: number;
   firstError?: string;
+  /** CPU per operation in the measured window, µs: the baseline's servers and the benchmark process. */
+  cpuPerOp?: CpuPerOp;
 }
 
 export type Baseline = BaselineResult | { skipped: string };
@@ -76,12 +79,15 @@ function result(what: string, r: LoadResult): BaselineResult {
   const l = r.latencyUs;
   const out: BaselineResult = { what, throughput: r.throughput, latency: { count: r.ops, p50: l.p50, p95: l.p95, p99: l.p99, p999: l.p999, max: l.max, mean: Math.round(l.mean) }, errors: r.errors };
   if (r.firstError !== undefined) out.firstError = r.firstError;
+  if (r.cpuPerOp !== undefined) out.cpuPerOp = r.cpuPerOp;
   return out;
 }
 
-function loop(o: BaselineOptions, op: (i: number) => Promise<unknown>): Promise<LoadResult> {
-  return runClosedLoop(op, { concurrency: o.clients, durationMs: o.durationSec * 1000, warmupMs: o.warmupSec * 1000 });
+function loop(o: BaselineOptions, serverPids: number[], op: (i: number) => Promise<unknown>): Promise<LoadResult> {
+  return runClosedLoop(op, { concurrency: o.clients, durationMs: o.durationSec * 1000, warmupMs: o.warmupSec * 1000, serverPids });
 }
+
+const pidsOf = (children: ChildProcess[]): number[] => children.map((c) => c.pid).filter((p): p is number => p !== undefined);
 
 /** The workload's mix over the same key choice as the Nexus points: read or update record k. */
 function mixer(o: BaselineOptions): () => { read: boolean; key: string } {
@@ -99,7 +105,7 @@ async function ceiling(mode: 'echo' | 'fsync', o: BaselineOptions): Promise<Base
     const value = Buffer.alloc(o.valueBytes, 0x61);
     const next = mixer(o);
     let id = 0;
-    const r = await loop(o, () => {
+    const r = await loop(o, servers.pids, () => {
       const i = ++id;
       // Reads and updates alike: one frame the size of a put, to 3, done at 2 echoes.
       return c.request(i, encodeRequest(i, { t: 'put', key: next().key, value, w: 2, timeoutMs: TIMEOUT_MS }, TIMEOUT_MS));
@@ -195,7 +201,7 @@ async function etcd(o: BaselineOptions): Promise<Baseline> {
     );
     const value = b64('a'.repeat(o.valueBytes));
     const next = mixer(o);
-    const r = await loop(o, (i) => {
+    const r = await loop(o, pidsOf(children), (i) => {
       const port = clientPorts[i % clientPorts.length]!;
       const { read, key } = next();
       return read ? post(port, '/v3/kv/range', { key: b64(key) }) : post(port, '/v3/kv/put', { key: b64(key), value });
@@ -243,7 +249,7 @@ async function redis(o: BaselineOptions): Promise<Baseline> {
     const value = 'a'.repeat(o.valueBytes);
     const next = mixer(o);
     const free = conns.slice(1);
-    const r = await loop(o, async () => {
+    const r = await loop(o, pidsOf(children), async () => {
       const c = free.pop()!; // as many connections as clients: one is always free
       try {
         const { read, key } = next();

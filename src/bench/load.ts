@@ -4,7 +4,7 @@
 // microseconds. Throughput is completions in the window divided by its measured length.
 
 import { newHistogram } from './hdr.js';
-import { cpuSecondsOf, machineCpuSeconds, ownCpuSeconds } from './machine.js';
+import { cpuPerOp, cpuSnapshot, machineCpuSeconds, type CpuPerOp } from './machine.js';
 
 export interface LoadOptions {
   /** Requests kept outstanding. */
@@ -44,6 +44,8 @@ export interface LoadResult {
    * `steal` is the part of `other` the hypervisor took for other guests.
    */
   cpu: { client: number; servers: number | null; other: number | null; steal: number | null };
+  /** The same per operation completed in the window, µs (absent when none completed). */
+  cpuPerOp?: CpuPerOp;
 }
 
 /** `op(i)` performs one request; i counts requests issued in this phase. It should reject on failure. */
@@ -57,20 +59,9 @@ export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: Load
   let firstError: string | undefined;
   let tStart = 0;
   let tEnd = 0;
-  const snap = (): CpuSnap => ({ client: ownCpuSeconds(), servers: serverCpu(), machine: machineCpuSeconds() });
+  const snap = (): CpuSnap => ({ ...cpuSnapshot(o.serverPids), machine: machineCpuSeconds() });
   let cpuStart: CpuSnap = { client: 0, servers: null, machine: undefined };
   let cpuEnd: CpuSnap = cpuStart;
-
-  const serverCpu = (): number | null => {
-    if (!o.serverPids || o.serverPids.length === 0) return null;
-    let sum = 0;
-    for (const pid of o.serverPids) {
-      const s = cpuSecondsOf(pid);
-      if (s === undefined) return null;
-      sum += s;
-    }
-    return sum;
-  };
 
   let stopEarly: (() => void) | undefined;
   const worker = async (): Promise<void> => {
@@ -153,6 +144,8 @@ export async function runClosedLoop(op: (i: number) => Promise<unknown>, o: Load
     },
     cpu: cpuUse(cpuStart, cpuEnd, seconds),
   };
+  const perOp = cpuPerOp(cpuStart, cpuEnd, ops);
+  if (perOp !== undefined) result.cpuPerOp = perOp;
   if (firstError !== undefined) result.firstError = firstError;
   hist.destroy();
   return result;

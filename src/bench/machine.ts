@@ -55,6 +55,42 @@ export function ownCpuSeconds(): number {
   return (u.user + u.system) / 1e6;
 }
 
+/** CPU seconds so far of this process (the benchmark: the client) and of the server processes. */
+export interface CpuSnapshot {
+  client: number;
+  /** Summed over `pids`; null when there are none or one cannot be read (gone, or no /proc). */
+  servers: number | null;
+}
+
+export function cpuSnapshot(pids: readonly number[] | undefined): CpuSnapshot {
+  let servers: number | null = pids !== undefined && pids.length > 0 ? 0 : null;
+  for (const pid of pids ?? []) {
+    const s = cpuSecondsOf(pid);
+    if (s === undefined || servers === null) {
+      servers = null;
+      break;
+    }
+    servers += s;
+  }
+  return { client: ownCpuSeconds(), servers };
+}
+
+/**
+ * CPU per operation between two snapshots, in µs: what the servers (a Nexus cluster's nodes, the
+ * echo servers, etcd, Redis) and the benchmark process spent on each of `ops` operations. On a
+ * machine the whole run keeps busy, this — not the client count — is what sets throughput.
+ */
+export interface CpuPerOp {
+  servers: number | null;
+  client: number;
+}
+
+export function cpuPerOp(a: CpuSnapshot, b: CpuSnapshot, ops: number): CpuPerOp | undefined {
+  if (ops <= 0) return undefined;
+  const us = (sec: number): number => Math.round((sec * 1e6) / ops);
+  return { servers: a.servers === null || b.servers === null ? null : us(b.servers - a.servers), client: us(b.client - a.client) };
+}
+
 /**
  * CPU seconds the whole machine has been busy (all cores, everything but idle and iowait), read
  * from /proc/stat; undefined where /proc is missing. Compared with the benchmark's own processes it

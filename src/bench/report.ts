@@ -4,6 +4,7 @@
 // charts are also written on their own so the README can show them.
 
 import type { BaselineResult } from './baselines.js';
+import type { CpuPerOp } from './machine.js';
 import type { BenchReport, PointResult } from './ycsb.js';
 import { WORKLOADS } from './ycsb.js';
 
@@ -18,6 +19,12 @@ function describeRun(r: BenchReport): string {
   }. Machine: ${r.machine.cores} cores, ${r.machine.cpuModel}, Node ${r.machine.node}.`;
 }
 
+/** "190 + 52 µs" (servers + client), or what is known of it. */
+function cpuText(c: CpuPerOp | undefined): string {
+  if (c === undefined) return '—';
+  return c.servers === null ? `? + ${c.client} µs` : `${c.servers} + ${c.client} µs`;
+}
+
 function measured(b: BenchReport['baselines'][string] | undefined): b is BaselineResult | PointResult {
   return b !== undefined && 'throughput' in b;
 }
@@ -27,21 +34,21 @@ export function markdown(r: BenchReport): string {
   const lines = [
     describeRun(r),
     '',
-    '| R | W | ops/s | p50 | p95 | p99 | p99.9 | errors | most siblings | stale reads / probes | PBS gap |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| R | W | ops/s | p50 | p95 | p99 | p99.9 | errors | most siblings | stale reads / probes | PBS gap | CPU per op: nodes + client |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...r.points.map((p) => {
       const st = p.staleness;
       return `| ${p.r} | ${p.w} | ${num(p.throughput)} | ${ms(p.latency.p50)} | ${ms(p.latency.p95)} | ${ms(p.latency.p99)} | ${ms(p.latency.p999)} | ${p.errors} | ${p.siblings.max} | ${
         st ? `${num(st.staleReads)} / ${num(st.probes)}` : '—'
-      } | ${st?.maxGapPp !== undefined ? `${st.maxGapPp} pp` : '—'} |`;
+      } | ${st?.maxGapPp !== undefined ? `${st.maxGapPp} pp` : '—'} | ${cpuText(p.cpuPerOp)} |`;
     }),
   ];
   const baseRows = Object.entries(r.baselines);
   if (baseRows.length > 0) {
-    lines.push('', '| baseline | ops/s | p50 | p99 | p99.9 | errors |', '|---|---:|---:|---:|---:|---:|');
+    lines.push('', '| baseline | ops/s | p50 | p99 | p99.9 | errors | CPU per op: servers + client |', '|---|---:|---:|---:|---:|---:|---:|');
     for (const [name, b] of baseRows) {
-      if (measured(b)) lines.push(`| ${name} | ${num(b.throughput)} | ${ms(b.latency.p50)} | ${ms(b.latency.p99)} | ${ms(b.latency.p999)} | ${b.errors} |`);
-      else lines.push(`| ${name} | skipped: ${(b as { skipped: string }).skipped} | | | | |`);
+      if (measured(b)) lines.push(`| ${name} | ${num(b.throughput)} | ${ms(b.latency.p50)} | ${ms(b.latency.p99)} | ${ms(b.latency.p999)} | ${b.errors} | ${cpuText(b.cpuPerOp)} |`);
+      else lines.push(`| ${name} | skipped: ${(b as { skipped: string }).skipped} | | | | | |`);
     }
   }
   const f = r.underFault;

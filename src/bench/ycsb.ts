@@ -16,7 +16,7 @@ import { Random } from '../sim/random.js';
 import { runBaseline, type Baseline, type BaselineName } from './baselines.js';
 import { newHistogram, recordMs, summarize, type Latency } from './hdr.js';
 import { scrambledZipfian, uniform, type KeyChooser } from './keys.js';
-import { machineInfo, type MachineInfo } from './machine.js';
+import { cpuPerOp, cpuSnapshot, machineInfo, type CpuPerOp, type CpuSnapshot, type MachineInfo } from './machine.js';
 import { measureStaleness, type StalenessResult } from './staleness.js';
 
 export type WorkloadName = 'A' | 'B' | 'C' | 'F';
@@ -93,6 +93,8 @@ export interface PointResult {
   probes: number;
   /** The staleness probes and the PBS prediction (absent with --probes 0). */
   staleness?: StalenessResult;
+  /** CPU per operation in the measured window, µs: the cluster's nodes (null with --node) and the benchmark. */
+  cpuPerOp?: CpuPerOp;
 }
 
 export interface BenchReport {
@@ -134,7 +136,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       // otherwise slow the points after it.
       const prefix = `p${i}-user`;
       await load(client, o, prefix);
-      const point = await runPoint(client, o, prefix, r, w, rnd.fork(), (f) => o.progress?.(i, total, f * 0.5, label));
+      const point = await runPoint(client, o, prefix, r, w, rnd.fork(), (f) => o.progress?.(i, total, f * 0.5, label), { serverPids: cluster?.pids });
       if (o.probesPerT > 0) {
         if (delay) await setDelay(o.replicaDelay);
         try {
@@ -222,7 +224,7 @@ async function faultPhase(o: BenchOptions, rnd: Random, progress: (f: number, la
     const runs = o.points.flatMap(([r, w]) => [false, true].map((strict) => ({ r, w, strict })));
     for (const [i, { r, w, strict }] of runs.entries()) {
       const label = `${cut} cut off: R=${r} W=${w} ${strict ? 'strict' : 'sloppy'}`;
-      points.push(await runPoint(client, o, 'fault-user', r, w, rnd.fork(), (f) => progress((i + f) / runs.length, label), { strict, durationSec }));
+      points.push(await runPoint(client, o, 'fault-user', r, w, rnd.fork(), (f) => progress((i + f) / runs.length, label), { strict, durationSec, serverPids: cluster.pids }));
     }
     return { what: `${nodes} nodes, N=${o.n}: ${cut} cut off from the others`, nodes, durationSec, points };
   } catch (e) {
@@ -247,7 +249,7 @@ async function singleNode(o: BenchOptions, rnd: Random, progress: (f: number) =>
   const client = new NexusClient({ nodes: cluster.urls, timeoutMs: 10_000 });
   try {
     await load(client, o, 'single-user');
-    return await runPoint(client, o, 'single-user', 1, 1, rnd, progress);
+    return await runPoint(client, o, 'single-user', 1, 1, rnd, progress, { serverPids: cluster.pids });
   } finally {
     client.close();
     await cluster.stop();
@@ -293,7 +295,7 @@ async function runPoint(
   w: number,
   rnd: Random,
   progress: (f: number) => void,
-  mode: { strict?: boolean; durationSec?: number } = {},
+  mode: { strict?: boolean; durationSec?: number; serverPids?: readonly number[] | undefined } = {},
 ): Promise<PointResult> {
   const strict = mode.strict === true;
   const durationSec = mode.durationSec ?? o.durationSec;
@@ -309,6 +311,13 @@ async function runPoint(
   const warmEnd = t0 + o.warmupSec * 1000;
   const end = warmEnd + durationSec * 1000;
   const ticker = setInterval(() => progress(Math.min(1, (performance.now() - t0) / (end - t0))), 250);
+  // CPU over the measured window: snapshots when it opens and when it closes.
+  let cpuStart: CpuSnapshot | undefined;
+  let cpuEnd: CpuSnapshot | undefined;
+  const cpuTimers = [
+    setTimeout(() => (cpuStart = cpuSnapshot(mode.serverPids)), warmEnd - t0),
+    setTimeout(() => (cpuEnd = cpuSnapshot(mode.serverPids)), end - t0),
+  ];
   const worker = async (keys: KeyChooser, wr: Random): Promise<void> => {
     const contexts = new Map<string, string>(); // this client's latest read context per key
     let seq = 0;
@@ -354,8 +363,10 @@ async function runPoint(
     );
   } finally {
     clearInterval(ticker);
+    for (const t of cpuTimers) clearTimeout(t);
   }
   const total = counts.read + counts.update + counts.rmw;
+  const cpu = cpuStart !== undefined && cpuEnd !== undefined ? cpuPerOp(cpuStart, cpuEnd, total) : undefined;
   const result: PointResult = {
     r,
     w,
@@ -369,6 +380,7 @@ async function runPoint(
     staleReads: 0,
     probes: 0,
   };
+  if (cpu !== undefined) result.cpuPerOp = cpu;
   if (firstError !== undefined) result.firstError = firstError;
   return result;
 }

@@ -55,8 +55,9 @@ describe('nexus bench', () => {
         staleReads: number;
         probes: number;
         staleness: Staleness;
+        cpuPerOp: { servers: number | null; client: number };
       }>;
-      baselines: Record<string, { throughput?: number; latency?: Record<string, number>; skipped?: string }>;
+      baselines: Record<string, { throughput?: number; latency?: Record<string, number>; skipped?: string; cpuPerOp?: { servers: number | null; client: number } }>;
       underFault: { what: string; nodes: number; points: Array<{ r: number; w: number; strict: boolean; availability: number; throughput: number }> };
       files: { json: string; markdown: string; html: string; charts: string[] };
     };
@@ -85,12 +86,17 @@ describe('nexus bench', () => {
         expect(v.predicted!.withinK).toHaveLength(2);
       }
       expect(p.staleness.maxGapPp).toBeGreaterThanOrEqual(0);
+      // CPU per operation, µs: the cluster's node processes (read from /proc) and the bench itself.
+      expect(p.cpuPerOp.servers).toBeGreaterThanOrEqual(0);
+      expect(p.cpuPerOp.client).toBeGreaterThan(0);
     }
     // R + W > N: no stale read, and the model says so too.
     const quorum = report.points.find((p) => p.r === 2 && p.w === 2)!;
     expect(quorum.staleness.staleReads).toBe(0);
     expect(quorum.staleness.visibility.every((v) => v.consistent === v.probes && v.predicted!.consistent === 1)).toBe(true);
     expect(report.baselines.bareCeiling!.throughput).toBeGreaterThan(0);
+    expect(report.baselines.bareCeiling!.cpuPerOp!.servers).toBeGreaterThanOrEqual(0); // the echo servers' pids were read
+    expect(report.baselines.bareCeiling!.cpuPerOp!.client).toBeGreaterThan(0);
     // Under a fault (4 nodes, one cut off): every point sloppy and strict; with 2 of 3 primaries
     // up, R and W up to 2 are met either way.
     expect(report.underFault.nodes).toBe(4);
@@ -106,7 +112,9 @@ describe('nexus bench', () => {
     }
     expect(Object.keys(report.baselines)).toEqual(['bareCeiling']);
     for (const f of [report.files.json, report.files.html, ...report.files.charts]) expect(existsSync(f), f).toBe(true);
-    expect(readFileSync(report.files.markdown, 'utf8')).toContain('| R | W | ops/s |');
+    const md = readFileSync(report.files.markdown, 'utf8');
+    expect(md).toContain('| R | W | ops/s |');
+    expect(md).toMatch(/\| \d+ \+ \d+ µs \|/); // the CPU-per-operation column
     const html = readFileSync(report.files.html, 'utf8');
     expect(html).toContain('<svg');
     expect(html).toContain('t-visibility');
