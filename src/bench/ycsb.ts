@@ -364,6 +364,8 @@ async function runPoint(
   } finally {
     clearInterval(ticker);
     for (const t of cpuTimers) clearTimeout(t);
+    // The workers can see the window end before its timer runs: the window has just closed.
+    cpuEnd ??= cpuSnapshot(mode.serverPids);
   }
   const total = counts.read + counts.update + counts.rmw;
   const cpu = cpuStart !== undefined && cpuEnd !== undefined ? cpuPerOp(cpuStart, cpuEnd, total) : undefined;
