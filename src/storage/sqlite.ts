@@ -44,9 +44,13 @@ const WORKER_CLOSE_TIMEOUT_MS = 10_000;
 
 /**
  * Commits between two PASSIVE checkpoints. A commit of one row adds ~5 WAL pages and a loaded
- * node's batches ~50, so the WAL stays around SQLite's default of 1000 pages between checkpoints.
+ * node's batches 20–50, so the WAL grows to 640–6,400 pages (2.5–25 MB) between checkpoints.
+ * It was 32: every checkpoint ends with the tail checkpoint on this thread (two fsyncs, see
+ * `onCheckpointerMessage`), and pages rewritten by many commits were copied many times. In
+ * workload A (R = W = 2, 64 clients) 128 took 0.4–9.5% less CPU per operation than 32 in four
+ * pairs run side by side, and 256 0.7–3.9% less in four (README, "Tunable consistency").
  */
-const CHECKPOINT_EVERY = 32;
+const CHECKPOINT_EVERY = 128;
 
 /**
  * Rows read per turn by the scan at open that fills the key filter and the partition rows:

@@ -158,7 +158,7 @@ describe('SqliteStorage', () => {
     const s = openStorage();
     const wal = path.join(dir, `${DB_FILE_NAME}-wal`);
     // 600 commits of one row each write ~5 WAL pages apiece: ~12 MB if the WAL only grew. The
-    // checkpoints (every 32 commits, the tail on this thread) let SQLite start it over.
+    // checkpoints (every 128 commits, the tail on this thread) let SQLite start it over.
     for (let i = 0; i < 600; i++) await s.put(`k${i}`, i % 8, valueObj(`v${i}`));
     expect(s.stats().commits).toBeGreaterThanOrEqual(600);
     expect(fs.statSync(wal).size).toBeLessThan(4 * 1024 * 1024);
