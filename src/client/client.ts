@@ -14,7 +14,7 @@ import { DEFAULT_MAX_SIBLINGS, DEFAULT_MAX_VALUE_BYTES, maxFrameBytes, type Quor
 import { ErrorCodes, NexusError } from '../core/errors.js';
 import { dial } from '../transport/handshake.js';
 import { Link } from '../transport/link.js';
-import { DirectReads, type DirectReadStats } from './direct.js';
+import { DirectReads, noReadStats, type DirectReadStats } from './direct.js';
 import type { Replies, RequestOf, RequestType } from '../transport/protocol.js';
 
 /**
@@ -102,7 +102,7 @@ export class NexusClient {
 
   /** How this client's reads were coordinated (all zero with reads: 'coordinated'). */
   get readStats(): DirectReadStats {
-    return { ...(this.direct?.stats ?? { direct: 0, fallbacks: 0, repairs: 0, caughtUp: 0 }) };
+    return { ...(this.direct?.stats ?? noReadStats()) };
   }
 
   async put(key: string, value: Uint8Array | string, o: WriteOptions = {}): Promise<{ context: string }> {

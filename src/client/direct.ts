@@ -96,8 +96,13 @@ export interface DirectReadStats {
   caughtUp: number;
 }
 
+/** Every count at zero: a new reader's, and that of a client whose reads a node coordinates. */
+export function noReadStats(): DirectReadStats {
+  return { direct: 0, fallbacks: 0, repairs: 0, caughtUp: 0 };
+}
+
 export class DirectReads {
-  readonly stats: DirectReadStats = { direct: 0, fallbacks: 0, repairs: 0, caughtUp: 0 };
+  readonly stats: DirectReadStats = noReadStats();
   private view: Promise<RingView | null> | null = null;
   private viewAt = 0;
   /** URLs whose last dial failed, with when they may be dialled again. */

@@ -22,7 +22,7 @@ import { keyObjectHash } from '../antientropy/segments.js';
 import { MemoryStorage, type MemoryImage } from '../storage/memory.js';
 import type { Replies, Request } from '../transport/protocol.js';
 import type { Link } from '../transport/link.js';
-import { DirectReads, type DirectReadStats } from '../client/direct.js';
+import { DirectReads, noReadStats, type DirectReadStats } from '../client/direct.js';
 import { MemoryNetwork, type MemoryTransport } from '../transport/memory.js';
 import { check, type Verdict } from './checker.js';
 import type { Op, ReplicaState } from './history.js';
@@ -381,7 +381,7 @@ export async function runDeterministic(opts: Partial<DetOptions> & { seed: numbe
     steps: sched.steps,
     replay: `npx nexus sim --deterministic --seed ${o.seed} --nodes ${o.nodes} --duration ${o.faultSec} --clients ${o.clients} --keys ${o.keys} --r ${o.r} --w ${o.w}`,
   };
-  const reads = { direct: 0, fallbacks: 0, repairs: 0, caughtUp: 0 };
+  const reads = noReadStats();
   for (const r of readers) for (const k of Object.keys(reads) as Array<keyof DirectReadStats>) reads[k] += r.stats[k];
   return { report, history: workload.history, reads };
 }

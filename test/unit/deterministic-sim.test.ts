@@ -3,6 +3,7 @@
 // must each keep every promise; a seed must replay byte for byte; and a broken build must fail.
 
 import { describe, expect, it } from 'vitest';
+import { noReadStats } from '../../src/client/direct.js';
 import { runDeterministic } from '../../src/sim/deterministic.js';
 
 /**
@@ -13,7 +14,7 @@ import { runDeterministic } from '../../src/sim/deterministic.js';
  */
 async function failures(from: number, to: number, opts: { nodes: number }): Promise<string[]> {
   const out: string[] = [];
-  const reads = { direct: 0, fallbacks: 0, repairs: 0, caughtUp: 0 };
+  const reads = noReadStats();
   for (let seed = from; seed <= to; seed++) {
     const run = await runDeterministic({ seed, nodes: opts.nodes, n: 3, faultSec: 2, clients: 3, keys: 5 });
     const { report } = run;
