@@ -232,6 +232,49 @@ describe('the Merkle tree over segment hashes', () => {
       { numRuns: 150 },
     );
   });
+
+  it("a tree made from the kept one equals merkle-tools' full build over the new hashes, and leaves the kept one as it was", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(1, 2, 64, 1024),
+        fc.array(fc.record({ i: fc.nat(), byte: fc.integer({ min: 0, max: 15 }) }), { minLength: 1, maxLength: 40 }),
+        fc.array(fc.record({ i: fc.nat(), byte: fc.integer({ min: 0, max: 15 }) }), { maxLength: 40 }),
+        (segments, first, second) => {
+          const hashes = new SegmentHashes(segments);
+          const flip = (changes: Array<{ i: number; byte: number }>): void => {
+            for (const c of changes) {
+              const delta = Buffer.alloc(16);
+              delta[c.byte] = 1 + (c.i % 255);
+              hashes.xorSegment(c.i % segments, delta);
+            }
+          };
+          flip(first);
+          const kept = SegmentTree.build(hashes);
+          const keptLevels = Array.from({ length: kept.levelCount }, (_, l) => kept.level(l).map((h) => Buffer.from(h)));
+          flip(second);
+          const made = kept.withLeaves(hashes);
+          const full = SegmentTree.build(hashes);
+          for (let l = 0; l < full.levelCount; l++) expect(made.level(l)).toEqual(full.level(l));
+          for (let l = 0; l < kept.levelCount; l++) expect(kept.level(l)).toEqual(keptLevels[l]);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("a partition's first tree, and the next after a change, are made from kept ones with every level right", () => {
+    const [a] = twinStores(200, 1024);
+    const cache = new TreeCache();
+    const sameAsFullBuild = (made: SegmentTree): void => {
+      const full = SegmentTree.build(a.hashes);
+      expect(made.root()).toEqual(full.root());
+      for (let l = 0; l < full.levelCount; l++) expect(made.level(l)).toEqual(full.level(l));
+    };
+    sameAsFullBuild(cache.tree(5, a.hashes)); // from the empty partition's tree
+    for (let i = 0; i < 30; i++) a.put(`extra${i}`, update(emptyObject(), {}, 'n9', i + 1, enc(`v${i}`)));
+    sameAsFullBuild(cache.tree(5, a.hashes)); // from the first
+    expect(cache.builds).toBe(2);
+  });
 });
 
 describe('exchange between two replicas', () => {
