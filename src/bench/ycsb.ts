@@ -11,7 +11,7 @@
 
 import { NexusClient } from '../client/client.js';
 import { ErrorCodes, NexusError } from '../core/errors.js';
-import { LocalCluster } from '../sim/local-cluster.js';
+import { LocalCluster, type ClusterOptions } from '../sim/local-cluster.js';
 import { Random } from '../sim/random.js';
 import { runBaseline, type Baseline, type BaselineName } from './baselines.js';
 import { newHistogram, recordMs, summarize, type Latency } from './hdr.js';
@@ -70,6 +70,11 @@ export interface BenchOptions {
   n: number;
   /** An existing cluster's node URLs; otherwise the bench starts its own. */
   urls?: string[];
+  /**
+   * How the bench starts the sweep's own cluster (default: the CLI's `nexus start`, durability
+   * fsync). bench/storage.ts swaps these to price the storage; the baselines never change.
+   */
+  sweepCluster?: Pick<ClusterOptions, 'durability' | 'mainScript'>;
   seed: number;
   progress?: (point: number, points: number, fraction: number, label: string) => void;
 }
@@ -116,7 +121,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const rnd = new Random(o.seed);
   const points: PointResult[] = [];
   // The cluster's own nodes honour the fault layer only when started with NEXUS_SIM_FAULTS=1.
-  const cluster = o.urls ? null : await LocalCluster.start({ nodes: o.nodes, n: o.n, durability: 'fsync', ...(delay ? { env: { NEXUS_SIM_FAULTS: '1' } } : {}) });
+  const cluster = o.urls ? null : await LocalCluster.start({ nodes: o.nodes, n: o.n, durability: 'fsync', ...o.sweepCluster, ...(delay ? { env: { NEXUS_SIM_FAULTS: '1' } } : {}) });
   const urls = o.urls ?? cluster!.urls;
   const client = new NexusClient({ nodes: urls, strategy: 'spread', timeoutMs: 10_000 });
   const perNode = urls.map((u) => new NexusClient({ nodes: [u], timeoutMs: 10_000 }));

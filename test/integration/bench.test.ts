@@ -8,14 +8,21 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { NexusClient } from '../../src/client/client.js';
+import { LocalCluster } from '../../src/sim/local-cluster.js';
+import { DB_FILE_NAME } from '../../src/storage/sqlite.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'nexus');
 const out = mkdtempSync(join(tmpdir(), 'nexus-bench-test-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 function bench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runNode([BIN, 'bench', '--out', out, ...args]);
+}
+
+function runNode(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, 'bench', '--out', out, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -155,5 +162,54 @@ describe('nexus bench', () => {
     const reads = await bench(['--probe-reads', 'psychic']);
     expect(reads.code).toBe(2);
     expect(reads.stderr).toContain('--probe-reads must be coordinated or direct, got "psychic"');
+  });
+});
+
+// bench/storage.ts: issue 6's R=W=2 point with the nodes' storage as shipped, without WAL syncs and
+// in memory (bench/lib/memory-node.ts), each against the same round's bare ceiling.
+describe('bench:storage', () => {
+  it('runs the bare ceiling and every storage variant, and reports each against the bare ceiling', async () => {
+    const script = join(import.meta.dirname, '..', '..', 'dist', 'bench', 'storage.js');
+    const { code, stdout, stderr } = await runNode([script, '--rounds', '1', '--duration', '1', '--warmup', '0', '--clients', '4', '--records', '50', '--json']);
+    expect(code, stderr).toBe(0);
+    type Row = { system: string; throughput: number; errors: number; cpuServersUs: number | null; cpuClientUs: number | null };
+    const report = JSON.parse(stdout) as {
+      machine: { cores: number };
+      runs: Array<Row & { round: number }>;
+      summary: Array<Row & { vsBare: number; vsBareRounds: number[] }>;
+    };
+    expect(report.machine.cores).toBeGreaterThan(0);
+    expect(report.runs.map((r) => r.system).sort()).toEqual(['bare', 'fsync', 'memory', 'os']);
+    for (const r of report.runs) {
+      expect(r.round).toBe(1);
+      expect(r.throughput, r.system).toBeGreaterThan(0);
+      expect(r.errors, r.system).toBe(0);
+      expect(r.cpuServersUs, r.system).toBeGreaterThan(0);
+      expect(r.cpuClientUs, r.system).toBeGreaterThan(0);
+    }
+    const bare = report.runs.find((r) => r.system === 'bare')!.throughput;
+    for (const s of report.summary) {
+      const run = report.runs.find((r) => r.system === s.system)!;
+      expect(s.vsBareRounds).toEqual([Math.round((run.throughput / bare) * 100) / 100]);
+    }
+    expect(report.summary.find((s) => s.system === 'bare')!.vsBare).toBe(1);
+  });
+
+  it("runs the memory variant's nodes on memory storage: they serve reads and writes and create no database", async () => {
+    const mainScript = join(import.meta.dirname, '..', '..', 'dist', 'bench', 'lib', 'memory-node.js');
+    const cluster = await LocalCluster.start({ nodes: 3, n: 3, durability: 'fsync', mainScript });
+    const client = new NexusClient({ nodes: cluster.urls, timeoutMs: 10_000 });
+    try {
+      await client.put('k', Buffer.from('v'), { w: 3 });
+      const got = await client.get('k', { r: 3 });
+      expect(got.values.map((v) => Buffer.from(v).toString())).toEqual(['v']);
+      for (let i = 0; i < 3; i++) {
+        expect(readFileSync(cluster.logPath(i), 'utf8')).toContain('memory node');
+        expect(existsSync(join(cluster.dir, cluster.ids[i]!, DB_FILE_NAME))).toBe(false);
+      }
+    } finally {
+      client.close();
+      await cluster.stop();
+    }
   });
 });
