@@ -5,7 +5,7 @@
 // round over unchanged partitions compares 16 KiB per partition instead of making every tree again.
 //
 // Under steady writes every partition changes between exchanges, and building every tree again
-// (~350 builds per round on 3 nodes) made a loaded cluster spend 29-39% more CPU per operation once
+// (~350 builds per round on 3 nodes) made a loaded cluster spend 33-39% more CPU per operation once
 // exchanges began (ADR 007). So a changed partition's next tree is made from the kept one
 // (`withLeaves`): a copy in which only the ancestors of changed leaves are hashed again, with the
 // same sha256(left ‖ right) as merkle-tools (a test checks every level against its full build). A
