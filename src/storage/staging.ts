@@ -143,11 +143,15 @@ export abstract class StagedStorage implements Storage {
    * keys each (8,241–8,701 against 8,789–10,048/s, interleaved runs). A key read before it is
    * written (the read-modify-write of a replica or a client) is cached by that read.
    *
-   * Memory: an entry's encoding is a view into one of msgpackr's 8 KiB encode buffers, and its
-   * values are views into the frame they arrived in, so an entry can keep more alive than its own
-   * bytes. Copying instead cost 12% of read throughput (35k -> 31k gets/s, 3 nodes: the small
-   * ArrayBuffers kept V8's GC busy), so the views stay; what the cache really holds under churn
-   * has not been measured.
+   * Memory: a landed state's values are views into the frames they arrived in, and an encoding
+   * is a view into msgpackr's encode buffer, which frames share; kept as they were, each entry
+   * pinned whole frames and buffers. Under workload A (64 clients, the same 10,000 keys) a node's
+   * ArrayBuffers grew from 92 to 252 MB in 60 s and its RSS passed 1 GB in 3 minutes, still
+   * climbing. So a landed state's encoding and values are copied into one buffer of exactly their
+   * size before they go into an entry (`owned`): copied with Buffer.from, each small copy went into
+   * one of Node's shared 8 KiB slabs and pinned it instead. States read from the store are views
+   * into their own row's bytes already. (Copying every read's state, earlier, cost 12% of read
+   * throughput; this copies at landings of cached keys only.)
    */
   private readonly cache = new LRUCache<string, Cached>({ max: CACHE_ENTRIES });
   private lastReadObj: VersionedObject | undefined;
@@ -244,7 +248,7 @@ export abstract class StagedStorage implements Storage {
       if (obj === undefined) return undefined;
       hit = this.remember(key, obj, undefined);
     }
-    hit.bytes ??= encodeObject(hit.obj);
+    hit.bytes ??= exactCopy(encodeObject(hit.obj)); // see `cache`
     return hit as EncodedState;
   }
 
@@ -526,7 +530,7 @@ export abstract class StagedStorage implements Storage {
         // Write-update, no write-allocate: a landed state replaces a cached one, but a key that is
         // not cached (a blind write) is not added — see `cache`.
         if (w.obj !== undefined) {
-          if (this.cache.has(key)) this.remember(key, w.obj, w.bytes);
+          if (this.cache.has(key)) this.cache.set(key, owned(w.obj, w.bytes));
         } else this.cache.delete(key);
         if (w.reap !== undefined) this.reapedKeys.add(key);
         else if (w.unreap) this.reapedKeys.delete(key);
@@ -604,6 +608,32 @@ export abstract class StagedStorage implements Storage {
 
 /** Committed states kept in memory (about 300 bytes each for small values, twice that encoded too). */
 const CACHE_ENTRIES = 50_000;
+
+/**
+ * A cache entry for a landed state that holds only its own bytes: its encoding and its values
+ * copied into one buffer of exactly their size, the values views into it (see `cache`).
+ */
+function owned(obj: VersionedObject, bytes: Buffer): Cached {
+  let size = bytes.length;
+  for (const s of obj.siblings) if (s.value !== null) size += s.value.length;
+  const buf = Buffer.allocUnsafeSlow(size);
+  bytes.copy(buf, 0);
+  let at = bytes.length;
+  const siblings = obj.siblings.map((s) => {
+    if (s.value === null) return s;
+    buf.set(s.value, at);
+    const value = buf.subarray(at, (at += s.value.length));
+    return { actor: s.actor, counter: s.counter, value };
+  });
+  return { obj: { vv: obj.vv, siblings }, bytes: buf.subarray(0, bytes.length) };
+}
+
+/** `b` in a buffer of its own size (Buffer.from would put a small one in a shared 8 KiB slab). */
+function exactCopy(b: Buffer): Buffer {
+  const out = Buffer.allocUnsafeSlow(b.length);
+  b.copy(out, 0);
+  return out;
+}
 
 /** A cached committed state, with its encoding once known. */
 interface Cached {

@@ -111,6 +111,26 @@ function storageContract(makeHarness: () => Harness): void {
       expect(s.get('d')).toBeUndefined();
     });
 
+    it('keeps a landed state in buffers of its own, not in the frame its values arrived in', async () => {
+      const hex = (o: VersionedObject | undefined): string => encodeObject(o!).toString('hex');
+      const first = valueObj('x');
+      await s.put('k', 0, first);
+      expect(hex(s.get('k'))).toBe(hex(first)); // cached now
+      // The new value is a view into a large buffer, as a value decoded from a frame is.
+      const frame = new Uint8Array(64 * 1024);
+      frame.set(enc('from-a-frame'), 1000);
+      const second = update(first, {}, 'b', 2, frame.subarray(1000, 1000 + 'from-a-frame'.length));
+      await s.put('k', 0, second);
+      const got = s.get('k')!;
+      expect(hex(got)).toBe(hex(second));
+      for (const sib of got.siblings) expect(sib.value!.buffer).not.toBe(frame.buffer);
+      const bytes = s.getEncoded('k')!.bytes;
+      expect(bytes.buffer).not.toBe(frame.buffer);
+      expect(bytes.toString('hex')).toBe(hex(second));
+      frame.fill(0); // the frame's memory reused: the stored state does not change
+      expect(hex(s.get('k'))).toBe(hex(update(first, {}, 'b', 2, enc('from-a-frame'))));
+    });
+
     it('shows a staged write to get before the put resolves', async () => {
       const o = valueObj('x');
       const done = s.put('k', 0, o);
