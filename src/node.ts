@@ -359,6 +359,8 @@ export class NexusNode {
       peerBytesSent: traffic.sent,
       peerBytesReceived: traffic.received,
       ...this.load.stats(),
+      // Bytes: rss, heapTotal, heapUsed, external, arrayBuffers (what retained buffers show in).
+      memory: process.memoryUsage(),
     };
   }
 
