@@ -143,15 +143,15 @@ export abstract class StagedStorage implements Storage {
    * keys each (8,241–8,701 against 8,789–10,048/s, interleaved runs). A key read before it is
    * written (the read-modify-write of a replica or a client) is cached by that read.
    *
-   * Memory: a landed state's values are views into the frames they arrived in, and an encoding
-   * is a view into msgpackr's encode buffer, which frames share; kept as they were, each entry
-   * pinned whole frames and buffers. Under workload A (64 clients, the same 10,000 keys) a node's
-   * ArrayBuffers grew from 92 to 252 MB in 60 s and its RSS passed 1 GB in 3 minutes, still
-   * climbing. So a landed state's encoding and values are copied into one buffer of exactly their
-   * size before they go into an entry (`owned`): copied with Buffer.from, each small copy went into
-   * one of Node's shared 8 KiB slabs and pinned it instead. States read from the store are views
-   * into their own row's bytes already. (Copying every read's state, earlier, cost 12% of read
-   * throughput; this copies at landings of cached keys only.)
+   * Memory: a landed state's values are views into the frames they arrived in, and its encoding
+   * a view into one of msgpackr's encode buffers; kept as they were, each entry pinned whole
+   * buffers. Under workload A (64 clients, the same 10,000 keys) a node's ArrayBuffers grew from 92
+   * to 252 MB in about a minute and its RSS passed 1 GB in 3 minutes, still climbing. So a landed
+   * state's encoding and values are copied into one buffer of exactly their size before they go
+   * into an entry (`owned`); copied with Buffer.from, each small copy went into one of Node's shared
+   * 8 KiB slabs and pinned that instead. States read from the store are views into their own row's
+   * bytes already. (Copying every read's state, earlier, cost 12% of read throughput; this copies
+   * at landings of cached keys only.)
    */
   private readonly cache = new LRUCache<string, Cached>({ max: CACHE_ENTRIES });
   private lastReadObj: VersionedObject | undefined;
