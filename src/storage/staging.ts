@@ -148,10 +148,10 @@ export abstract class StagedStorage implements Storage {
    * buffers. Under workload A (64 clients, the same 10,000 keys) a node's ArrayBuffers grew from 92
    * to 252 MB in about a minute and its RSS passed 1 GB in 3 minutes, still climbing. So a landed
    * state's encoding and values are copied into one buffer of exactly their size before they go
-   * into an entry (`owned`); copied with Buffer.from, each small copy went into one of Node's shared
-   * 8 KiB slabs and pinned that instead. States read from the store are views into their own row's
-   * bytes already. (Copying every read's state, earlier, cost 12% of read throughput; this copies
-   * at landings of cached keys only.)
+   * into an entry (`owned`). Copying only each new value with Buffer.from put an entry's values
+   * in different shared 8 KiB slabs of Node's, which pinned those instead. States read from the
+   * store are views into their own row's bytes already. (Copying every read's state, earlier, cost
+   * 12% of read throughput; this copies at landings of cached keys only.)
    */
   private readonly cache = new LRUCache<string, Cached>({ max: CACHE_ENTRIES });
   private lastReadObj: VersionedObject | undefined;
