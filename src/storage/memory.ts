@@ -6,7 +6,7 @@ import { ErrorCodes, NexusError } from '../core/errors.js';
 import { decodeObject, type VersionedObject } from '../core/version.js';
 import { keyEncodedHash, SEGMENTS_DEFAULT, SegmentHashes } from '../antientropy/segments.js';
 import { compareKeys, StagedStorage, type StagedWrite } from './staging.js';
-import type { KeyHash, Storage } from './types.js';
+import type { EncodedState, KeyHash, Storage } from './types.js';
 
 export interface MemoryStorageOptions {
   /**
@@ -93,9 +93,9 @@ export class MemoryStorage extends StagedStorage implements Storage {
     this.meta.set(name, value);
   }
 
-  protected readCommitted(key: string): VersionedObject | undefined {
+  protected readCommitted(key: string): EncodedState | undefined {
     const row = this.rows.get(key);
-    return row === undefined ? undefined : decodeObject(row.bytes);
+    return row === undefined ? undefined : { obj: decodeObject(row.bytes), bytes: row.bytes };
   }
 
   protected readCommittedLive(key: string): boolean {

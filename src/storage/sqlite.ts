@@ -32,7 +32,7 @@ import { PartitionRows } from './partition-rows.js';
 import { WalSync } from './wal-sync.js';
 import { decodeStored, ensureSchema, recoverSegments } from './sqlite-schema.js';
 import { StagedStorage, type StagedInit, type StagedWrite } from './staging.js';
-import type { KeyHash, SqliteStorageOptions, Storage } from './types.js';
+import type { EncodedState, KeyHash, SqliteStorageOptions, Storage } from './types.js';
 
 export const DB_FILE_NAME = 'nexus.db';
 
@@ -296,7 +296,7 @@ export class SqliteStorage extends StagedStorage implements Storage {
 
   // ---- The committed side ----
 
-  protected readCommitted(key: string): VersionedObject | undefined {
+  protected readCommitted(key: string): EncodedState | undefined {
     if (this.rows.complete && !this.keys.mightHave(key)) return undefined;
     let bytes: Buffer | undefined;
     try {
@@ -304,7 +304,8 @@ export class SqliteStorage extends StagedStorage implements Storage {
     } catch (err) {
       throw storageFailure(err, `reading key "${key}"`);
     }
-    return bytes === undefined ? undefined : decodeStored(key, bytes);
+    // The row's bytes are the state's encoding, in a buffer of their own (better-sqlite3 copies a blob).
+    return bytes === undefined ? undefined : { obj: decodeStored(key, bytes), bytes };
   }
 
   protected readCommittedLive(key: string): boolean {

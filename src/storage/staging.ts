@@ -134,8 +134,8 @@ export abstract class StagedStorage implements Storage {
    * the table is rebuilt, so `keys().next()` walked up to 50,000 holes per eviction — ~20 µs on
    * every committed write once the cache was full (0.6 µs with lru-cache).
    *
-   * An entry keeps the state's encoding once it is known (a landed write brings it; `getEncoded`
-   * makes it at most once), so a peer's read of a hot key is answered without encoding it again.
+   * An entry keeps the state's encoding (a landed write brings it; a stored row is it), so a
+   * peer's read is answered without encoding the state again.
    *
    * Reads fill it; a landed write only updates an entry already there. Adding every written key
    * made each blind write evict another entry once the cache was full, and kept 50,000 states
@@ -153,7 +153,7 @@ export abstract class StagedStorage implements Storage {
    * store are views into their own row's bytes already. (Copying every read's state, earlier, cost
    * 12% of read throughput; this copies at landings of cached keys only.)
    */
-  private readonly cache = new LRUCache<string, Cached>({ max: CACHE_ENTRIES });
+  private readonly cache = new LRUCache<string, EncodedState>({ max: CACHE_ENTRIES });
   private lastReadObj: VersionedObject | undefined;
   private readonly listeners: ChangeListener[] = [];
   private liveKeys: number;
@@ -182,8 +182,11 @@ export abstract class StagedStorage implements Storage {
 
   // ---- The committed side, supplied by each implementation ----
 
-  /** The committed state of a key, or undefined when no row exists. */
-  protected abstract readCommitted(key: string): VersionedObject | undefined;
+  /**
+   * The committed state of a key with its encoding (the stored bytes, in a buffer of their own),
+   * or undefined when no row exists.
+   */
+  protected abstract readCommitted(key: string): EncodedState | undefined;
   /** Whether the committed row holds a live sibling; false when no row exists. */
   protected abstract readCommittedLive(key: string): boolean;
   /** Committed rows of one partition, in `compareKeys` order. */
@@ -224,8 +227,9 @@ export abstract class StagedStorage implements Storage {
     if (staged !== undefined) return staged.obj;
     let obj = this.cache.get(key)?.obj; // and marks it the most recently used
     if (obj === undefined) {
-      obj = this.readCommitted(key);
-      if (obj !== undefined) this.remember(key, obj, undefined);
+      const row = this.readCommitted(key);
+      if (row !== undefined) this.cache.set(key, row);
+      obj = row?.obj;
     }
     this.lastReadKey = key;
     this.lastReadLive = obj !== undefined && !isDeleted(obj);
@@ -234,9 +238,9 @@ export abstract class StagedStorage implements Storage {
   }
 
   /**
-   * What `get` sees, with its `encodeObject` bytes (undefined when the key has no state), without
-   * encoding it again when the staged write or the cache already holds its encoding. A read only:
-   * unlike `get`, it does not prepare a following put of the key.
+   * What `get` sees, with its `encodeObject` bytes (undefined when the key has no state), never
+   * encoded here: a staged write, a cache entry and a stored row each hold their encoding. A read
+   * only: unlike `get`, it does not prepare a following put of the key.
    */
   getEncoded(key: string): EncodedState | undefined {
     this.assertOpen();
@@ -244,12 +248,10 @@ export abstract class StagedStorage implements Storage {
     if (staged !== undefined) return staged.obj === undefined ? undefined : { obj: staged.obj, bytes: staged.bytes };
     let hit = this.cache.get(key);
     if (hit === undefined) {
-      const obj = this.readCommitted(key);
-      if (obj === undefined) return undefined;
-      hit = this.remember(key, obj, undefined);
+      hit = this.readCommitted(key);
+      if (hit !== undefined) this.cache.set(key, hit);
     }
-    hit.bytes ??= exactCopy(encodeObject(hit.obj)); // see `cache`
-    return hit as EncodedState;
+    return hit;
   }
 
   put(key: string, partition: number, obj: VersionedObject): Promise<void> {
@@ -278,7 +280,7 @@ export abstract class StagedStorage implements Storage {
         committedLive = this.lastReadLive;
         committedObj = this.lastReadObj;
       } else {
-        committedObj = this.cache.get(key)?.obj ?? this.readCommitted(key);
+        committedObj = this.cache.get(key)?.obj ?? this.readCommitted(key)?.obj;
         committedLive = committedObj !== undefined && !isDeleted(committedObj);
       }
       if (this.lastReadKey === key) this.lastReadKey = undefined;
@@ -585,17 +587,12 @@ export abstract class StagedStorage implements Storage {
 
   private rereadObj(key: string, fallback: VersionedObject | undefined): VersionedObject | undefined {
     try {
-      return this.readCommitted(key);
+      return this.readCommitted(key)?.obj;
     } catch {
       return fallback;
     }
   }
 
-  private remember(key: string, obj: VersionedObject, bytes: Buffer | undefined): Cached {
-    const entry: Cached = { obj, bytes };
-    this.cache.set(key, entry); // evicts the least recently used past CACHE_ENTRIES
-    return entry;
-  }
 
   private rereadLive(key: string, fallback: boolean): boolean {
     try {
@@ -613,7 +610,7 @@ const CACHE_ENTRIES = 50_000;
  * A cache entry for a landed state that holds only its own bytes: its encoding and its values
  * copied into one buffer of exactly their size, the values views into it (see `cache`).
  */
-function owned(obj: VersionedObject, bytes: Buffer): Cached {
+function owned(obj: VersionedObject, bytes: Buffer): EncodedState {
   let size = bytes.length;
   for (const s of obj.siblings) if (s.value !== null) size += s.value.length;
   const buf = Buffer.allocUnsafeSlow(size);
@@ -626,19 +623,6 @@ function owned(obj: VersionedObject, bytes: Buffer): Cached {
     return { actor: s.actor, counter: s.counter, value };
   });
   return { obj: { vv: obj.vv, siblings }, bytes: buf.subarray(0, bytes.length) };
-}
-
-/** `b` in a buffer of its own size (Buffer.from would put a small one in a shared 8 KiB slab). */
-function exactCopy(b: Buffer): Buffer {
-  const out = Buffer.allocUnsafeSlow(b.length);
-  b.copy(out, 0);
-  return out;
-}
-
-/** A cached committed state, with its encoding once known. */
-interface Cached {
-  readonly obj: VersionedObject;
-  bytes: Buffer | undefined;
 }
 
 function asFailure(err: unknown): NexusError {

@@ -401,7 +401,7 @@ describe('SqliteStorage', () => {
     it('shows each committed batch to reads on the main connection as soon as its put resolves', async () => {
       const s = openStorage();
       // Read the main connection directly: `get` would answer these from the state cache.
-      const committed = (key: string): VersionedObject | undefined => (s as unknown as { readCommitted(key: string): VersionedObject | undefined }).readCommitted(key);
+      const committed = (key: string): VersionedObject | undefined => (s as unknown as { readCommitted(key: string): { obj: VersionedObject } | undefined }).readCommitted(key)?.obj;
       for (let i = 1; i <= 100; i++) {
         await Promise.all([s.put('k', 0, valueObj(`v${i}`, i)), s.put(`fresh${i}`, 1, valueObj(`f${i}`))]);
         expect(text(committed('k'))).toBe(`v${i}`);
