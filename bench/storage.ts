@@ -15,7 +15,7 @@ import { Command } from 'commander';
 import { join } from 'node:path';
 import { runBaseline, type BaselineResult } from '../src/bench/baselines.js';
 import { machineInfo } from '../src/bench/machine.js';
-import { runBench, WORKLOADS, type BenchOptions, type PointResult } from '../src/bench/ycsb.js';
+import { baselineOptions, runBench, type BenchOptions, type PointResult } from '../src/bench/ycsb.js';
 import { commandLine, positive, progress, ROOT } from './lib/args.js';
 import { medianMax } from './lib/stats.js';
 
@@ -110,16 +110,8 @@ async function main(): Promise<void> {
     for (const system of order) {
       let run: Run;
       if (system === 'bare') {
-        const b = await runBaseline('bareCeiling', {
-          clients: o.clients,
-          durationSec: o.duration,
-          warmupSec: o.warmup,
-          valueBytes: o.valueBytes,
-          records: o.records,
-          readFraction: WORKLOADS.A.read,
-          distribution: 'zipfian',
-          seed: 1,
-        });
+        // Configured exactly as `nexus bench` configures its bare ceiling for this workload.
+        const b = await runBaseline('bareCeiling', baselineOptions(benchOptions(o, 'fsync')));
         if ('skipped' in b) throw new Error(`the bare ceiling did not run: ${b.skipped}`);
         run = runOf(round, system, b);
       } else {

@@ -13,7 +13,7 @@ import { NexusClient } from '../client/client.js';
 import { ErrorCodes, NexusError } from '../core/errors.js';
 import { LocalCluster, type ClusterOptions } from '../sim/local-cluster.js';
 import { Random } from '../sim/random.js';
-import { runBaseline, type Baseline, type BaselineName } from './baselines.js';
+import { runBaseline, type Baseline, type BaselineName, type BaselineOptions } from './baselines.js';
 import { newHistogram, recordMs, summarize, type Latency } from './hdr.js';
 import { scrambledZipfian, uniform, type KeyChooser } from './keys.js';
 import { cpuPerOp, cpuSnapshot, machineInfo, type CpuPerOp, type CpuSnapshot, type MachineInfo } from './machine.js';
@@ -114,6 +114,11 @@ export interface BenchReport {
   bars: Record<string, { value: number; bar: string; met: boolean }>;
 }
 
+/** A baseline's settings for a sweep's workload: the same clients, records, values, mix and seed. */
+export function baselineOptions(o: BenchOptions): BaselineOptions {
+  return { clients: o.clients, durationSec: o.durationSec, warmupSec: o.warmupSec, valueBytes: o.valueBytes, records: o.records, readFraction: WORKLOADS[o.workload].read, distribution: o.distribution, seed: o.seed };
+}
+
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const machine = machineInfo();
   const delay = o.replicaDelay !== 'none' && o.probesPerT > 0;
@@ -181,7 +186,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const at = o.points.length + j;
     const ticker = tick((f) => o.progress?.(at, total, f, name), (o.warmupSec + o.durationSec) * 1000);
     try {
-      baselines[name] = name === 'singleNode' ? await singleNode(o, rnd.fork(), (f) => o.progress?.(at, total, f, name)) : await runBaseline(name, { clients: o.clients, durationSec: o.durationSec, warmupSec: o.warmupSec, valueBytes: o.valueBytes, records: o.records, readFraction: WORKLOADS[o.workload].read, distribution: o.distribution, seed: o.seed });
+      baselines[name] = name === 'singleNode' ? await singleNode(o, rnd.fork(), (f) => o.progress?.(at, total, f, name)) : await runBaseline(name, baselineOptions(o));
     } finally {
       ticker();
     }
