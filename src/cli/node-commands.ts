@@ -10,6 +10,7 @@ import { defaultNodeConfig, DEFAULT_N, DEFAULT_PARTITIONS, parsePeers, type Dura
 import { ErrorCodes, NexusError } from '../core/errors.js';
 import { NexusNode } from '../node.js';
 import { reportError } from './output.js';
+import type { Storage } from '../storage/types.js';
 
 interface StartOptions {
   config?: string;
@@ -99,6 +100,32 @@ export function nodeConfigFrom(o: StartOptions): { cfg: NodeConfig; maxDataBytes
 }
 
 export function registerNodeCommands(program: Command): void {
+  registerStartCommand(program);
+
+  program
+    .command('cluster')
+    .description('run a local cluster of separate node processes until SIGINT/SIGTERM')
+    .option('--nodes <k>', 'number of nodes', '3')
+    .option('--n <n>', 'replicas per key', String(DEFAULT_N))
+    .option('--partitions <q>', 'partitions, a power of two', String(DEFAULT_PARTITIONS))
+    .option('--base-port <port>', 'first node\'s port; the others follow', '7070')
+    .option('--data <dir>', 'folder for the nodes\' data folders and logs', '.nexus')
+    .option('--secret <secret>', 'cluster secret (default $NEXUS_SECRET or none)')
+    .option('--durability <mode>', 'fsync or os', 'fsync')
+    .action(async (o: { nodes: string; n: string; partitions: string; basePort: string; data: string; secret?: string; durability: string }) => {
+      try {
+        await runCluster(o);
+      } catch (e) {
+        process.exitCode = reportError(e, { json: false });
+      }
+    });
+}
+
+/**
+ * `start`: one node in the foreground. `variant` swaps its storage (bench/lib/memory-node.ts runs
+ * the shipped node on memory storage with these same options); `name` begins its ready line.
+ */
+export function registerStartCommand(program: Command, variant: { name: string; storage?: (cfg: NodeConfig) => Storage } = { name: 'node' }): void {
   program
     .command('start')
     .description('run one node in the foreground (stops cleanly on SIGINT/SIGTERM)')
@@ -126,8 +153,8 @@ export function registerNodeCommands(program: Command): void {
       let node: NexusNode;
       try {
         const { cfg, maxDataBytes } = nodeConfigFrom(o);
-        node = await NexusNode.start(cfg, { maxDataBytes });
-        process.stdout.write(`node ${cfg.id} listening on ws://${cfg.host}:${cfg.port} (pid ${process.pid}) ready\n`);
+        node = await NexusNode.start(cfg, variant.storage ? { storage: variant.storage(cfg) } : { maxDataBytes });
+        process.stdout.write(`${variant.name} ${cfg.id} listening on ws://${cfg.host}:${cfg.port} (pid ${process.pid}) ready\n`);
       } catch (e) {
         process.exitCode = reportError(e, { json: false });
         return;
@@ -143,24 +170,6 @@ export function registerNodeCommands(program: Command): void {
       };
       process.once('SIGINT', shutdown);
       process.once('SIGTERM', shutdown);
-    });
-
-  program
-    .command('cluster')
-    .description('run a local cluster of separate node processes until SIGINT/SIGTERM')
-    .option('--nodes <k>', 'number of nodes', '3')
-    .option('--n <n>', 'replicas per key', String(DEFAULT_N))
-    .option('--partitions <q>', 'partitions, a power of two', String(DEFAULT_PARTITIONS))
-    .option('--base-port <port>', 'first node\'s port; the others follow', '7070')
-    .option('--data <dir>', 'folder for the nodes\' data folders and logs', '.nexus')
-    .option('--secret <secret>', 'cluster secret (default $NEXUS_SECRET or none)')
-    .option('--durability <mode>', 'fsync or os', 'fsync')
-    .action(async (o: { nodes: string; n: string; partitions: string; basePort: string; data: string; secret?: string; durability: string }) => {
-      try {
-        await runCluster(o);
-      } catch (e) {
-        process.exitCode = reportError(e, { json: false });
-      }
     });
 }
 
