@@ -593,7 +593,6 @@ export abstract class StagedStorage implements Storage {
     }
   }
 
-
   private rereadLive(key: string, fallback: boolean): boolean {
     try {
       return this.readCommittedLive(key);
